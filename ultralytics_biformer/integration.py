@@ -1,0 +1,215 @@
+"""The Ultralytics integration: the one place that touches Ultralytics internals.
+
+``register()`` patches two names in ``ultralytics.nn.tasks`` and allow-lists our classes for restricted loading:
+
+- ``parse_model``: rows naming our blocks are handed to the stock parser as their stock twin (``C2PSA_BRA`` as
+  ``C2PSA``, ``C3k2_BRA`` as ``C3k2``, ``BRA`` as a 1x1 ``Conv``), so they get exactly the stock bookkeeping: input
+  channels, width scaling, ``max_channels`` caps, depth-scaled repeats and the per-scale C3k2 flags. The built twins
+  are then turned into our blocks in place. A YAML row of ours is its twin's row with ``n_win, topk`` appended, e.g.
+  ``[-1, 2, C2PSA_BRA, [1024, 2, 2]]``; ``BRA`` rows are ``[c2, n_win, topk]`` with c2 scaled like any stock row's
+  and required to equal the incoming channels, since BRA preserves them.
+- ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
+  working directory, unless a file of that name exists locally.
+
+It relies on the parser's signature ``parse_model(d, ch, verbose)``, on it printing one log row per layer, and on
+``yaml_model_load`` calling ``check_yaml`` through the module. ``register()`` checks the Ultralytics version against the
+range this package declares and raises instead of patching anything it was not made for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from ultralytics.nn.modules.conv import Conv
+
+from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
+
+__all__ = ["config_dir", "is_registered", "register", "unregister"]
+
+DIST_NAME = "ultralytics-biformer"
+_MODULES = (BRA, C2PSA_BRA, C3k2_BRA, BiLevelRoutingAttention)
+_lock = threading.RLock()
+_stock = {}  # name in ultralytics.nn.tasks -> the stock object our patch replaced; empty while unregistered
+
+
+def config_dir() -> Path:
+    """The folder of bundled model YAMLs: inside the installed package, or ``cfg/`` of a source checkout."""
+    installed = Path(__file__).parent / "cfg"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "cfg"
+
+
+def _bra_from_conv(conv: Conv, *, n_win: int, topk: int) -> BRA:
+    c1, c2 = conv.conv.in_channels, conv.conv.out_channels
+    if c1 != c2:
+        raise ValueError(f"BRA preserves channels, but its input has {c1} and the row asks for {c2} (after width scaling)")
+    return BRA(c1, n_win=n_win, topk=topk)
+
+
+# Our YAML name -> (our class, the stock row name whose bookkeeping it borrows, the conversion of the built twin).
+_TWINS = {
+    "C2PSA_BRA": (C2PSA_BRA, "C2PSA", C2PSA_BRA.from_stock),
+    "C3k2_BRA": (C3k2_BRA, "C3k2", C3k2_BRA.from_stock),
+    "BRA": (BRA, "Conv", _bra_from_conv),
+}
+_ROW_FORMS = {
+    "C2PSA_BRA": "[c2, n_win, topk] or [c2, e, n_win, topk]",
+    "C3k2_BRA": "[c2, <C3k2's optional args>, n_win, topk]",
+    "BRA": "[c2, n_win, topk]",
+}
+
+
+def _supported_ultralytics():
+    from packaging.requirements import Requirement
+
+    try:
+        requirements = metadata.requires(DIST_NAME) or []
+    except metadata.PackageNotFoundError as e:
+        raise ImportError(f"{DIST_NAME} is not installed: run `pip install -e .` in its checkout") from e
+    return next(Requirement(r).specifier for r in requirements if Requirement(r).name == "ultralytics")
+
+
+def _check_version():
+    import ultralytics
+
+    supported = _supported_ultralytics()
+    if not supported.contains(ultralytics.__version__, prereleases=True):
+        raise RuntimeError(
+            f"{DIST_NAME} supports ultralytics{supported}, but ultralytics {ultralytics.__version__} is installed. "
+            f"Install a supported version (pip install 'ultralytics{supported}') or a {DIST_NAME} release made for it."
+        )
+
+
+def _split_row(i: int, name: str, args: list) -> tuple[list, int, int]:
+    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating both."""
+    form = f"{name} rows take {_ROW_FORMS[name]}"
+    if not isinstance(args, list) or len(args) < 2:
+        raise ValueError(f"model YAML layer {i} ({name}): got args {args!r}; {form}")
+    *stock_args, n_win, topk = args
+    if not stock_args or name == "BRA" and len(stock_args) != 1:
+        raise ValueError(f"model YAML layer {i} ({name}): got args {args!r}; {form}")
+    for key, value in (("n_win", n_win), ("topk", topk)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"model YAML layer {i} ({name}): {key} must be a positive integer, got {value!r}; {form}")
+    return stock_args, n_win, topk
+
+
+@contextlib.contextmanager
+def _held_log_records(logger: logging.Logger):
+    """Hold back the records this thread logs to ``logger`` and yield them, in order, for rewriting and re-emitting."""
+    thread, held = threading.get_ident(), []
+
+    def hold(record):
+        if record.thread != thread:
+            return True
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(hold)
+
+
+def _parse_model(d, ch, verbose=True):
+    """``ultralytics.nn.tasks.parse_model`` that also builds our blocks; see the module docstring."""
+    from ultralytics.utils import LOGGER
+
+    parse = _stock["parse_model"]
+    rows = [*d["backbone"], *d["head"]]
+    ours = {i: row for i, row in enumerate(rows) if isinstance(row[2], str) and row[2] in _TWINS}
+    if not ours:
+        return parse(d, ch, verbose)
+
+    d = copy.copy(d)
+    d["backbone"], d["head"] = list(d["backbone"]), list(d["head"])
+    conversions = {}
+    for i, (f, n, name, args) in ours.items():
+        stock_args, n_win, topk = _split_row(i, name, args)
+        cls, twin, convert = _TWINS[name]
+        section, j = ("backbone", i) if i < len(d["backbone"]) else ("head", i - len(d["backbone"]))
+        d[section][j] = [f, n, twin, [*stock_args, 1] if name == "BRA" else stock_args]
+        conversions[i] = name, cls, convert, n_win, topk
+
+    with _held_log_records(LOGGER) as held:
+        model, save = parse(d, ch, verbose)
+    renamed = {}
+    for i, (name, cls, convert, n_win, topk) in conversions.items():
+        stock = model[i]
+        try:
+            repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
+            layer = (
+                nn.Sequential(*(convert(m, n_win=n_win, topk=topk) for m in repeats))
+                if repeats is not None
+                else convert(stock, n_win=n_win, topk=topk)
+            )
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"model YAML layer {i} ({name}): {e}") from e
+        layer.i, layer.f, layer.type = stock.i, stock.f, f"{cls.__module__}.{name}"
+        layer.np = sum(p.numel() for p in layer.parameters())
+        model[i] = layer
+        renamed[f"{stock.np:10.0f}  {stock.type:<45}"] = (f"{layer.np:10.0f}  {layer.type:<45}", n_win, topk)
+    for record in held:  # the stock layer table, with our rows showing our blocks
+        message = record.getMessage()
+        for stock_cell, (our_cell, n_win, topk) in renamed.items():
+            if stock_cell in message:
+                message = message.replace(stock_cell, our_cell, 1).rstrip()
+                message = f"{message[:-1]}, n_win={n_win}, topk={topk}]"
+                break
+        record.msg, record.args = message, ()
+        LOGGER.handle(record)
+    return model, save
+
+
+def _check_yaml(file, *args, **kwargs):
+    """``check_yaml`` that resolves the bare names of our bundled model YAMLs to ``cfg/``."""
+    path = Path(str(file))
+    bundled = config_dir() / path.name
+    if path.parent == Path() and not path.exists() and bundled.is_file():
+        return str(bundled)
+    return _stock["check_yaml"](file, *args, **kwargs)
+
+
+def register() -> None:
+    """Teach Ultralytics' model parser our blocks and let restricted checkpoint loading accept them.
+
+    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version.
+    """
+    with _lock:
+        if _stock:
+            return
+        _check_version()
+        from ultralytics.nn import tasks
+
+        for name in ("parse_model", "check_yaml"):
+            if not callable(getattr(tasks, name, None)):
+                raise RuntimeError(f"ultralytics.nn.tasks.{name} is missing: this Ultralytics is not supported")
+        if hasattr(torch.serialization, "add_safe_globals"):
+            # Process-wide and kept after unregister(): torch offers no way to withdraw a single entry.
+            torch.serialization.add_safe_globals(list(_MODULES))
+        _stock.update(parse_model=tasks.parse_model, check_yaml=tasks.check_yaml)
+        tasks.parse_model, tasks.check_yaml = _parse_model, _check_yaml
+
+
+def unregister() -> None:
+    """Restore Ultralytics' own parser and YAML lookup. Idempotent and thread-safe."""
+    with _lock:
+        if not _stock:
+            return
+        from ultralytics.nn import tasks
+
+        for name, original in _stock.items():
+            setattr(tasks, name, original)
+        _stock.clear()
+
+
+def is_registered() -> bool:
+    """Whether :func:`register` is in effect."""
+    return bool(_stock)

@@ -1,0 +1,67 @@
+"""BiLevelRoutingAttention: YOLO11's ``Attention`` with its global attention replaced by bi-level routing."""
+
+from __future__ import annotations
+
+import torch
+from ultralytics.nn.modules.block import Attention
+
+from ..functional import check_routing_args, routing_attention_heads
+
+__all__ = ["BiLevelRoutingAttention"]
+
+
+class BiLevelRoutingAttention(Attention):
+    """Multi-head bi-level routing attention with a depthwise local-context term, NCHW in and out.
+
+    ``out = proj(BRA(q, k, v) + pe(v))`` where q, k, v come from one 1x1 projection, ``BRA`` is
+    :func:`~ultralytics_biformer.functional.bilevel_routing_attention` and ``pe`` is a 3x3 depthwise conv on v, the
+    paper's local context enhancement (LCE). Parameters, their names and the channel layout of ``qkv`` are exactly
+    those of Ultralytics' ``Attention`` (the attention inside YOLO11's C2PSA), so its weights load unchanged; with
+    ``topk`` at least the number of regions the output equals ``Attention``'s.
+
+    Args:
+        dim (int): Input and output channels.
+        num_heads (int): Attention heads; ``dim`` must be divisible by it.
+        attn_ratio (float): Key width relative to the head width (YOLO11 uses 0.5, so dk = dv / 2).
+        n_win (int): Regions per axis (the paper's S); a map smaller than that uses fewer, see ``region_grid``.
+        topk (int): Key regions each query region attends to.
+
+    Attributes:
+        qkv (Conv): 1x1 projection to per-head ``[q, k, v]`` channel blocks.
+        pe (Conv): 3x3 depthwise local context on v.
+        proj (Conv): 1x1 output projection.
+
+    Examples:
+        >>> attn = BiLevelRoutingAttention(128, num_heads=2, n_win=7, topk=4)
+        >>> attn(torch.randn(1, 128, 20, 20)).shape
+        torch.Size([1, 128, 20, 20])
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
+        if not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads} (a positive integer)")
+        super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
+        self._set_routing(n_win, topk)
+
+    def _set_routing(self, n_win: int, topk: int) -> None:
+        check_routing_args(n_win, topk)
+        self.n_win, self.topk = n_win, topk
+
+    @classmethod
+    def from_attention(cls, attn: Attention, *, n_win: int, topk: int) -> BiLevelRoutingAttention:
+        """Turn a stock ``Attention`` into routing attention in place, keeping its parameters and their names."""
+        if type(attn) is not Attention:
+            raise TypeError(f"expected an ultralytics Attention, got {type(attn).__name__}")
+        attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
+        attn._set_routing(n_win, topk)
+        return attn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply routing attention to ``x`` of shape ``(B, dim, H, W)``."""
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(x).view(B, self.num_heads, -1, H, W).split([self.key_dim, self.key_dim, self.head_dim], 2)
+        out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale)
+        return self.proj(out + self.pe(v.reshape(B, C, H, W)))
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, n_win={self.n_win}, topk={self.topk}"

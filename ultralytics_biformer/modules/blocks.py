@@ -1,0 +1,162 @@
+"""YOLO blocks built on bi-level routing attention: BRA, C2PSA_BRA and C3k2_BRA.
+
+``C2PSA_BRA`` and ``C3k2_BRA`` are their stock Ultralytics twins plus routing, and keep every stock parameter name,
+so stock checkpoints transfer into them completely. Each can also be made from an already built stock twin in place
+(``from_stock``), which is how the model-YAML integration gives them exactly the stock layer bookkeeping.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from ultralytics.nn.modules.block import C2PSA, C3k2, PSABlock
+from ultralytics.nn.modules.conv import Conv
+
+from ..functional import check_routing_args
+from .attention import BiLevelRoutingAttention
+
+__all__ = ["BRA", "C2PSA_BRA", "C3k2_BRA"]
+
+
+class BRA(nn.Module):
+    """Channel-preserving BiFormer block: depthwise position conv, bi-level routing attention, then an MLP.
+
+    ``x = x + pos(x); x = x + attn(x); x = x + mlp(x)``, as in a BiFormer block.
+
+    Normalisation is BatchNorm inside each Ultralytics ``Conv`` rather than BiFormer's LayerNorm: ``model.fuse()``
+    folds it into the preceding convolution, so at inference it costs nothing, needs no NCHW/NHWC permutes, and exports
+    as plain convolutions to every format; LayerNorm could do none of that. The last BatchNorm of each residual branch
+    starts at zero, so a freshly inserted block is the identity and a model that gains BRA blocks starts from the
+    outputs of the pretrained stock model it was initialised from.
+
+    Args:
+        c (int): Input and output channels.
+        n_win (int): Regions per axis for the attention.
+        topk (int): Key regions each query region attends to.
+        num_heads (int, optional): Attention heads; ``max(c // 64, 1)`` (YOLO11's rule) when None.
+        mlp_ratio (float): MLP hidden width relative to ``c``.
+
+    Examples:
+        >>> block = BRA(64, n_win=8, topk=4)
+        >>> block(torch.randn(2, 64, 80, 80)).shape
+        torch.Size([2, 64, 80, 80])
+    """
+
+    def __init__(self, c: int, n_win: int = 7, topk: int = 4, num_heads: int | None = None, mlp_ratio: float = 2.0):
+        super().__init__()
+        num_heads = max(c // 64, 1) if num_heads is None else num_heads
+        hidden = int(c * mlp_ratio)
+        self.pos = Conv(c, c, 3, g=c, act=False)
+        self.attn = BiLevelRoutingAttention(c, num_heads=num_heads, attn_ratio=0.5, n_win=n_win, topk=topk)
+        self.mlp = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
+        for branch_end in (self.pos, self.attn.proj, self.mlp[-1]):
+            nn.init.zeros_(branch_end.bn.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Refine ``x`` of shape ``(B, c, H, W)``; the shape is preserved."""
+        x = x + self.pos(x)
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
+class C2PSA_BRA(C2PSA):
+    """YOLO11's C2PSA with the global attention of every PSABlock replaced by bi-level routing attention.
+
+    Parameters have exactly the names and shapes of ``C2PSA(c1, c2, n, e)``, so a stock C2PSA state dict loads
+    strictly, and when ``topk`` covers every region the output equals stock C2PSA's: routing is the only change.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels; must equal c1, as for C2PSA.
+        n (int): PSABlocks.
+        e (float): Hidden-channel ratio.
+        n_win (int): Regions per axis for the attention.
+        topk (int): Key regions each query region attends to.
+
+    Examples:
+        >>> m = C2PSA_BRA(256, 256, n=1, n_win=5, topk=4)
+        >>> m(torch.randn(1, 256, 20, 20)).shape
+        torch.Size([1, 256, 20, 20])
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, n_win: int = 7, topk: int = 4):
+        if c1 != c2:
+            raise ValueError(f"C2PSA_BRA preserves channels: c1={c1} and c2={c2} must be equal")
+        check_routing_args(n_win, topk)
+        super().__init__(c1, c2, n, e)
+        self._route_attention(n_win, topk)
+
+    def _route_attention(self, n_win: int, topk: int) -> None:
+        for block in self.m:
+            BiLevelRoutingAttention.from_attention(block.attn, n_win=n_win, topk=topk)
+
+    @classmethod
+    def from_stock(cls, module: C2PSA, *, n_win: int, topk: int) -> C2PSA_BRA:
+        """Turn a built stock ``C2PSA`` into ``C2PSA_BRA`` in place; its parameters are kept as they are."""
+        if type(module) is not C2PSA or not all(type(b) is PSABlock for b in module.m):
+            raise TypeError(f"expected a stock C2PSA of PSABlocks, got {type(module).__name__}")
+        check_routing_args(n_win, topk)
+        module.__class__ = cls
+        module._route_attention(n_win, topk)
+        return module
+
+
+class C3k2_BRA(C3k2):
+    """YOLO11's C3k2 followed by a :class:`BRA` refinement of its output, under the key ``bra``.
+
+    Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock checkpoint's C3k2 tensors transfer, and
+    since the BRA block starts as the identity the layer starts out computing exactly what stock C3k2 does.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Inner blocks.
+        c3k (bool): Use C3k inner blocks.
+        e (float): Hidden-channel ratio.
+        attn (bool): Use attention inner blocks (YOLO26's last neck layer).
+        g (int): Convolution groups.
+        shortcut (bool): Residual connections in the inner blocks.
+        n_win (int): Regions per axis for the BRA refinement.
+        topk (int): Key regions each query region attends to.
+
+    Examples:
+        >>> m = C3k2_BRA(128, 64, n=1, n_win=8, topk=4)
+        >>> m(torch.randn(1, 128, 80, 80)).shape
+        torch.Size([1, 64, 80, 80])
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        c3k: bool = False,
+        e: float = 0.5,
+        attn: bool = False,
+        g: int = 1,
+        shortcut: bool = True,
+        *,
+        n_win: int = 7,
+        topk: int = 4,
+    ):
+        check_routing_args(n_win, topk)
+        super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
+        self.bra = BRA(c2, n_win=n_win, topk=topk)
+
+    @classmethod
+    def from_stock(cls, module: C3k2, *, n_win: int, topk: int) -> C3k2_BRA:
+        """Turn a built stock ``C3k2`` into ``C3k2_BRA`` in place, adding the BRA refinement."""
+        if type(module) is not C3k2:
+            raise TypeError(f"expected a stock C3k2, got {type(module).__name__}")
+        check_routing_args(n_win, topk)
+        module.__class__ = cls
+        module.bra = BRA(module.cv2.conv.out_channels, n_win=n_win, topk=topk)
+        return module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Stock C3k2, then the BRA refinement."""
+        return self.bra(super().forward(x))
+
+    def forward_split(self, x: torch.Tensor) -> torch.Tensor:
+        """Stock C3k2's split-based forward, then the BRA refinement."""
+        return self.bra(super().forward_split(x))
