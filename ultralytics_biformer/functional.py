@@ -148,9 +148,10 @@ def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, topk: int) -> tor
         return affinity.topk(min(topk, grid.num_regions), dim=-1, sorted=False).indices
 
 
-# Below this many scores per (head, region) block, the explicit matmul-softmax beats the fused CPU kernel, whose
-# backward in particular has a fixed cost per block (measured on a 2-core x86 CPU, torch 2.14).
-FUSED_MIN_SCORES = 32768
+# While all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats the fused CPU
+# kernel, forward and backward; past that it turns memory-bound and the fused kernel wins by up to 5x (measured on a
+# 2-core x86 CPU, torch 2.14).
+FUSED_MIN_SCORES = 1 << 22
 
 
 def _attend(q, k, v, mask, scale, fused):
@@ -250,7 +251,7 @@ def routing_attention_heads(
     routes = _route(q, k, grid, topk)  # (B, R, K)
     n_routed = routes.shape[-1]
     if fused is None:
-        fused = q.is_cuda or tokens * n_routed * tokens >= FUSED_MIN_SCORES
+        fused = q.is_cuda or q.shape[:3].numel() * tokens * n_routed * tokens >= FUSED_MIN_SCORES
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before the gather, which multiplies k and v by K
 

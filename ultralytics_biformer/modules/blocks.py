@@ -102,17 +102,19 @@ class C2PSA_BRA(C2PSA):
 
 
 class C3k2_BRA(C3k2):
-    """YOLO11's C3k2 followed by a :class:`BRA` refinement of its output, under the key ``bra``.
+    """YOLO11's C3k2 whose last inner branch is refined by a :class:`BRA` block, stored under the key ``bra``.
 
-    Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock checkpoint's C3k2 tensors transfer, and
-    since the BRA block starts as the identity the layer starts out computing exactly what stock C3k2 does.
+    The refinement sits where YOLO26's attention C3k2 puts its PSABlock: on the hidden-width branch that feeds
+    ``cv2``, so the attention runs at half the output width, which keeps its cost on CPU within a few percent of the
+    model. Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock checkpoint's C3k2 tensors transfer,
+    and since a new BRA block is the identity the layer starts out computing exactly what stock C3k2 does.
 
     Args:
         c1 (int): Input channels.
         c2 (int): Output channels.
         n (int): Inner blocks.
         c3k (bool): Use C3k inner blocks.
-        e (float): Hidden-channel ratio.
+        e (float): Hidden-channel ratio; the BRA block works on ``int(c2 * e)`` channels.
         attn (bool): Use attention inner blocks (YOLO26's last neck layer).
         g (int): Convolution groups.
         shortcut (bool): Residual connections in the inner blocks.
@@ -141,7 +143,7 @@ class C3k2_BRA(C3k2):
     ):
         check_routing_args(n_win, topk)
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        self.bra = BRA(c2, n_win=n_win, topk=topk)
+        self.bra = BRA(self.c, n_win=n_win, topk=topk)
 
     @classmethod
     def from_stock(cls, module: C3k2, *, n_win: int, topk: int) -> C3k2_BRA:
@@ -150,13 +152,19 @@ class C3k2_BRA(C3k2):
             raise TypeError(f"expected a stock C3k2, got {type(module).__name__}")
         check_routing_args(n_win, topk)
         module.__class__ = cls
-        module.bra = BRA(module.cv2.conv.out_channels, n_win=n_win, topk=topk)
+        module.bra = BRA(module.c, n_win=n_win, topk=topk)
         return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Stock C3k2, then the BRA refinement."""
-        return self.bra(super().forward(x))
+        """C3k2's forward with the last inner branch refined by BRA before ``cv2`` fuses the branches."""
+        y = list(self.cv1(x).chunk(2, 1))
+        y.extend(m(y[-1]) for m in self.m)
+        y[-1] = self.bra(y[-1])
+        return self.cv2(torch.cat(y, 1))
 
     def forward_split(self, x: torch.Tensor) -> torch.Tensor:
-        """Stock C3k2's split-based forward, then the BRA refinement."""
-        return self.bra(super().forward_split(x))
+        """:meth:`forward` with ``split()`` instead of ``chunk()``, as stock C3k2 offers for export."""
+        y = list(self.cv1(x).split((self.c, self.c), 1))
+        y.extend(m(y[-1]) for m in self.m)
+        y[-1] = self.bra(y[-1])
+        return self.cv2(torch.cat(y, 1))
