@@ -52,11 +52,11 @@ def _bra_from_conv(conv: Conv, *, n_win: int, topk: int) -> BRA:
     return BRA(c1, n_win=n_win, topk=topk)
 
 
-# Our YAML name -> (our class, the stock row name whose bookkeeping it borrows, the conversion of the built twin).
+# Our YAML name -> (the stock row name whose bookkeeping it borrows, the conversion of the built twin).
 _TWINS = {
-    "C2PSA_BRA": (C2PSA_BRA, "C2PSA", C2PSA_BRA.from_stock),
-    "C3k2_BRA": (C3k2_BRA, "C3k2", C3k2_BRA.from_stock),
-    "BRA": (BRA, "Conv", _bra_from_conv),
+    "C2PSA_BRA": ("C2PSA", C2PSA_BRA.from_stock),
+    "C3k2_BRA": ("C3k2", C3k2_BRA.from_stock),
+    "BRA": ("Conv", _bra_from_conv),
 }
 _ROW_FORMS = {
     "C2PSA_BRA": "[c2, n_win, topk] or [c2, e, n_win, topk]",
@@ -133,16 +133,17 @@ def _parse_model(d, ch, verbose=True):
     conversions = {}
     for i, (f, n, name, args) in ours.items():
         stock_args, n_win, topk = _split_row(i, name, args)
-        cls, twin, convert = _TWINS[name]
+        twin, convert = _TWINS[name]
         section, j = ("backbone", i) if i < len(d["backbone"]) else ("head", i - len(d["backbone"]))
         d[section][j] = [f, n, twin, [*stock_args, 1] if name == "BRA" else stock_args]
-        conversions[i] = name, cls, convert, n_win, topk
+        conversions[i] = name, convert, n_win, topk
 
     with _held_log_records(LOGGER) as held:
         model, save = parse(d, ch, verbose)
     renamed = {}
-    for i, (name, cls, convert, n_win, topk) in conversions.items():
+    for i, (name, convert, n_win, topk) in conversions.items():
         stock = model[i]
+        stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
         try:
             repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
             layer = (
@@ -152,10 +153,10 @@ def _parse_model(d, ch, verbose=True):
             )
         except (ValueError, TypeError) as e:
             raise ValueError(f"model YAML layer {i} ({name}): {e}") from e
-        layer.i, layer.f, layer.type = stock.i, stock.f, f"{cls.__module__}.{name}"
+        layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{name}"
         layer.np = sum(p.numel() for p in layer.parameters())
         model[i] = layer
-        renamed[f"{stock.np:10.0f}  {stock.type:<45}"] = (f"{layer.np:10.0f}  {layer.type:<45}", n_win, topk)
+        renamed[stock_cell] = (f"{layer.np:10.0f}  {layer.type:<45}", n_win, topk)
     for record in held:  # the stock layer table, with our rows showing our blocks
         message = record.getMessage()
         for stock_cell, (our_cell, n_win, topk) in renamed.items():

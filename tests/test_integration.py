@@ -1,0 +1,216 @@
+"""The Ultralytics integration: parser bookkeeping, stock invariance, YAML lookup, restricted loading, versions."""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import ultralytics
+from ultralytics.nn import tasks
+from ultralytics.nn.modules.block import C2PSA, C3k2
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, PoseModel, SegmentationModel
+
+import ultralytics_biformer
+from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA, config_dir, integration
+
+STOCK_CFG = Path(ultralytics.__file__).parent / "cfg" / "models"
+TASK_MODELS = {"": DetectionModel, "-seg": SegmentationModel, "-pose": PoseModel, "-obb": OBBModel}
+
+
+@pytest.fixture
+def registered():
+    """Leave the hook registered after the test, whatever the test did to it."""
+    yield
+    ultralytics_biformer.register()
+
+
+def build(cfg, model_cls=DetectionModel, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return model_cls(cfg, verbose=False, **kwargs)
+
+
+def stock_tensors_missing(stock, ours):
+    """Stock state-dict entries that have no same-named, same-shaped tensor in ``ours``."""
+    theirs = ours.state_dict()
+    return [k for k, v in stock.state_dict().items() if k not in theirs or theirs[k].shape != v.shape]
+
+
+@pytest.mark.parametrize("scale", "nsmlx")
+def test_every_yolo11_scale_gets_stock_bookkeeping(scale):
+    stock, ours = build(f"yolo11{scale}.yaml"), build(f"yolo11{scale}-biformer.yaml")
+    assert type(ours.model[10]) is C2PSA_BRA and type(stock.model[10]) is C2PSA
+    for i in (16, 19, 22):
+        assert type(ours.model[i]) is C3k2_BRA and type(stock.model[i]) is C3k2
+        # same channels, same repeats, same per-scale c3k choice: the stock part of the layer is identical
+        assert [(k, v.shape) for k, v in stock.model[i].state_dict().items()] == [
+            (k, v.shape) for k, v in ours.model[i].state_dict().items() if not k.startswith("bra.")
+        ]
+    assert stock_tensors_missing(stock, ours) == []
+    assert ours.model[10].m[0].attn.n_win == 2 and ours.model[16].bra.attn.topk == 2
+    assert ours.model[16].type.endswith("C3k2_BRA") and ours.model[16].np == sum(p.numel() for p in ours.model[16].parameters())
+    if scale == "n":  # the forward pass of the large scales proves nothing more and costs most of the test
+        x = torch.rand(1, 3, 256, 256)
+        with torch.no_grad():
+            assert ours.eval()(x)[0].shape == stock.eval()(x)[0].shape
+
+
+@pytest.mark.parametrize("family", ["yolo11", "yolo26"])
+@pytest.mark.parametrize("task", ["", "-seg", "-pose", "-obb", "-cls"])
+def test_task_configs_transfer_every_stock_tensor(family, task):
+    model_cls = TASK_MODELS.get(task, ClassificationModel)
+    stock = build(f"{family}n{task}.yaml", model_cls)
+    ours = build(f"{family}n-biformer{task}.yaml", model_cls)
+    assert stock_tensors_missing(stock, ours) == []
+    assert any(isinstance(m, BiLevelRoutingAttention) for m in ours.modules())
+    size = 64 if task == "-cls" else 128
+    with torch.no_grad():
+        ours.eval()(torch.rand(1, 3, size, size))
+
+
+def test_fresh_biformer_model_reproduces_stock_outputs_with_stock_weights():
+    """New BRA refinements start as the identity, and C2PSA_BRA with topk >= regions is C2PSA: same outputs."""
+    stock = build("yolo11n.yaml")
+    ours = build("yolo11n-biformer.yaml")
+    ours.load_state_dict(stock.state_dict(), strict=False)
+    for block in ours.model[10].m:
+        block.attn.topk = 4  # n_win=2 gives 4 regions: route to all of them
+    x = torch.rand(1, 3, 128, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x)[0], stock.eval()(x)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_ablation_configs():
+    stock = build("yolo11n.yaml")
+    backbone = build("yolo11n-biformer-backbone.yaml")
+    assert type(backbone.model[10]) is C2PSA_BRA and not any(isinstance(m, C3k2_BRA) for m in backbone.modules())
+    assert stock_tensors_missing(stock, backbone) == []
+    neck = build("yolo11n-biformer-neck.yaml")
+    assert [type(neck.model[i]) for i in (23, 24, 25)] == [BRA] * 3
+    assert [neck.model[i].attn.proj.conv.out_channels for i in (23, 24, 25)] == [64, 128, 256]
+    assert neck.model[26].f == [23, 24, 25]
+    assert type(neck.model[10]) is C2PSA
+    assert [k for k in stock_tensors_missing(stock, neck) if not k.startswith("model.23.")] == []
+
+
+def test_standalone_bra_row_repeats_scale_with_depth():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
+    cfg["head"].insert(len(cfg["head"]) - 1, [-1, 4, "BRA", [1024, 2, 2]])  # after layer 22: n=4 * depth 0.5 -> 2
+    cfg["head"][-1][0] = [16, 19, 23]
+    model = build(cfg)
+    assert isinstance(model.model[23], torch.nn.Sequential) and [type(m) for m in model.model[23]] == [BRA, BRA]
+    assert model.model[23][0].attn.proj.conv.out_channels == 256  # 1024 * width 0.25
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ([-1, 2, "C2PSA_BRA", [1024, 0, 2]], "layer 10 (C2PSA_BRA): n_win must be a positive integer, got 0"),
+        ([-1, 2, "C2PSA_BRA", [1024, 2, -1]], "layer 10 (C2PSA_BRA): topk must be a positive integer, got -1"),
+        ([-1, 2, "C2PSA_BRA", [1024, 2, 1.5]], "topk must be a positive integer, got 1.5"),
+        ([-1, 2, "C2PSA_BRA", [1024, 2, "x"]], "topk must be a positive integer, got 'x'"),
+        ([-1, 2, "C2PSA_BRA", [2, 2]], "layer 10 (C2PSA_BRA): got args [2, 2]; C2PSA_BRA rows take [c2, n_win, topk]"),
+        ([-1, 2, "C2PSA_BRA", 7], "layer 10 (C2PSA_BRA): got args 7"),
+        ([-1, 1, "BRA", [2, 2]], "layer 10 (BRA): got args [2, 2]; BRA rows take [c2, n_win, topk]"),
+        ([-1, 1, "BRA", [512, 2, 2]], "layer 10 (BRA): BRA preserves channels, but its input has 256 and the row asks for 128"),
+    ],
+)
+def test_bad_rows_name_the_layer_and_value(row, message):
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
+    cfg["backbone"][10] = row
+    with pytest.raises(ValueError) as e:
+        build(cfg)
+    assert message in str(e.value)
+
+
+def test_heads_must_divide_channels():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
+    cfg["backbone"][10] = [-1, 1, "C2PSA_BRA", [1024, 2, 2, 0.75]]  # wrong arity for C2PSA_BRA: e given after topk
+    with pytest.raises(ValueError, match="layer 10"):
+        build(cfg)
+
+
+def test_stock_yamls_are_untouched_by_the_hook(registered):
+    """With the hook active every stock model builds exactly as without it (a sample here; scripts/ checks all)."""
+    stock_yamls = sorted(p for p in STOCK_CFG.rglob("*.yaml") if "rtdetr" not in p.name and "yoloe" not in p.name)
+    sample = random.Random(0).sample(stock_yamls, 4) + [STOCK_CFG / "11" / "yolo11.yaml"]
+    for path in sample:
+        cfg = tasks.yaml_model_load(path)
+        model_cls = tasks.guess_model_task(cfg)
+        model_cls = {"detect": DetectionModel, "segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}.get(
+            model_cls, None
+        )
+        if model_cls is None:
+            continue
+        with_hook = build(copy.deepcopy(cfg), model_cls)
+        ultralytics_biformer.unregister()
+        assert tasks.parse_model is integration._stock.get("parse_model", tasks.parse_model)
+        without = build(copy.deepcopy(cfg), model_cls)
+        ultralytics_biformer.register()
+        assert sum(p.numel() for p in with_hook.parameters()) == sum(p.numel() for p in without.parameters()), path
+        x = torch.rand(1, 3, 64, 64)
+        with torch.no_grad():
+            a, b = with_hook.eval()(x), without.eval()(x)
+        a, b = (t[0] if isinstance(t, (tuple, list)) else t for t in (a, b))
+        a, b = (t["one2many"] if isinstance(t, dict) else t for t in (a, b))
+        torch.testing.assert_close(a, b, msg=str(path))
+
+
+def test_register_and_unregister_are_idempotent_and_thread_safe(registered):
+    stock_parse = integration._stock["parse_model"]
+
+    def churn():
+        for _ in range(50):
+            ultralytics_biformer.unregister()
+            ultralytics_biformer.register()
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ultralytics_biformer.register()
+    ultralytics_biformer.register()
+    assert ultralytics_biformer.is_registered() and tasks.parse_model is integration._parse_model
+    ultralytics_biformer.unregister()
+    ultralytics_biformer.unregister()
+    assert not ultralytics_biformer.is_registered() and tasks.parse_model is stock_parse
+    with pytest.raises(KeyError, match="C2PSA_BRA"):
+        build(str(config_dir() / "yolo11-biformer.yaml"))
+
+
+def test_unsupported_ultralytics_version_fails_loudly(registered, monkeypatch):
+    ultralytics_biformer.unregister()
+    monkeypatch.setattr(ultralytics, "__version__", "9.0.0")
+    with pytest.raises(RuntimeError, match=r"supports ultralytics<8.5,>=8.4.0|supports ultralytics>=8.4.0,<8.5") as e:
+        ultralytics_biformer.register()
+    assert "9.0.0 is installed" in str(e.value)
+    assert not ultralytics_biformer.is_registered() and tasks.parse_model is not integration._parse_model
+
+
+def test_bundled_yaml_names_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = tasks.yaml_model_load("yolo11s-biformer-seg.yaml")
+    assert d["scale"] == "s" and Path(d["yaml_file"]).name == "yolo11s-biformer-seg.yaml"
+    assert any(row[2] == "C2PSA_BRA" for row in d["backbone"])
+    local = tmp_path / "yolo11-biformer.yaml"  # a local file of the same name wins, as for stock names
+    local.write_text((STOCK_CFG / "11" / "yolo11.yaml").read_text())
+    assert not any(row[2] == "C2PSA_BRA" for row in tasks.yaml_model_load("yolo11n-biformer.yaml")["backbone"])
+
+
+def test_layer_table_names_our_blocks(capsys):
+    from ultralytics.utils import LOGGER
+
+    records = []
+    handler = type("Capture", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})()
+    LOGGER.addHandler(handler)
+    try:
+        DetectionModel("yolo11n-biformer.yaml", verbose=True)
+    finally:
+        LOGGER.removeHandler(handler)
+    rows = {line.split()[0]: line for line in records if line[:3].strip().isdigit()}
+    assert "ultralytics_biformer.C2PSA_BRA " in rows["10"] and "n_win=2, topk=2]" in rows["10"]
+    assert "C3k2_BRA" in rows["16"] and "C3k2_BRA" not in rows["13"] and "C2PSA " not in rows["10"]
