@@ -214,3 +214,18 @@ def test_layer_table_names_our_blocks(capsys):
     rows = {line.split()[0]: line for line in records if line[:3].strip().isdigit()}
     assert "ultralytics_biformer.C2PSA_BRA " in rows["10"] and "n_win=2, topk=2]" in rows["10"]
     assert "C3k2_BRA" in rows["16"] and "C3k2_BRA" not in rows["13"] and "C2PSA " not in rows["10"]
+
+
+@pytest.mark.parametrize("imgsz", [320, 352])  # 352: P3 is 44x44, which 8 regions per axis tile with padding
+def test_reported_gflops_count_the_attention_products(imgsz):
+    from torch.utils.flop_counter import FlopCounterMode
+    from ultralytics.utils.torch_utils import get_flops
+
+    model = build("yolo11n-biformer.yaml").eval().fuse(verbose=False)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, imgsz, imgsz))
+    attention = sum(
+        n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" not in str(op)
+    )  # the routing and token products: everything FlopCounterMode sees besides convolutions
+    assert attention > 0.01 * counter.get_total_flops()
+    assert get_flops(model, imgsz) * 1e9 == pytest.approx(counter.get_total_flops(), rel=1e-6)
