@@ -165,3 +165,18 @@ def test_yolo_cli_finds_config_by_repo_relative_path(tmp_path):
     ).stdout.split("\n")[0]
     assert out == "s C3k2_BRA"
     assert shutil.which(YOLO_CLI) or Path(YOLO_CLI).exists()
+
+
+def test_autoload_failure_is_reported_not_swallowed():
+    """A plug-in that cannot register must not break stock Ultralytics, but must say so on stderr."""
+    proc = python(
+        """
+        import sys
+        sys.modules["ultralytics_biformer"] = None  # makes `import ultralytics_biformer` fail
+        from ultralytics import YOLO
+        YOLO("yolo11n.yaml")
+        print("stock still works")
+        """
+    )
+    assert "stock still works" in proc.stdout
+    assert "ultralytics-biformer could not register" in proc.stderr
