@@ -1,0 +1,59 @@
+"""The ``ultralytics-biformer`` command: ``compare``, ``dataset`` and ``routes`` subcommands.
+
+Arguments are Ultralytics-style ``key=value`` pairs, parsed strictly: an unknown key or a bad value stops the command
+before any work with a message saying what is wrong and what is accepted (exit code 2). Each subcommand lives in its
+own module, imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = {
+    "compare": "train and benchmark models side by side: accuracy, size, latency, training time, memory",
+    "dataset": "generate the bundled context-tokens benchmark dataset and print its data YAML path",
+    "routes": "draw where each bi-level routing attention layer of a model looks, for chosen query points",
+}
+HELP = {"-h", "--help", "help"}
+
+
+def usage() -> str:
+    """The top-level help text."""
+    commands = "\n".join(f"  {name:<8}  {text}" for name, text in COMMANDS.items())
+    return (
+        "usage: ultralytics-biformer COMMAND [key=value ...]\n\n"
+        f"commands:\n{commands}\n\n"
+        "Run 'ultralytics-biformer COMMAND help' for a command's keys.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ultralytics-biformer`` command line; return the exit code.
+
+    Args:
+        argv (list[str], optional): The arguments after the program name; ``sys.argv[1:]`` when None.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in HELP:
+        print(usage())
+        return 0 if argv else 2
+    command, tokens = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"ultralytics-biformer: unknown command '{command}'. Accepted: {', '.join(COMMANDS)}\n", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(f".{command}", __name__)
+    if any(token in HELP for token in tokens):
+        print(module.usage())
+        return 0
+    from .args import ArgumentError
+
+    try:
+        return module.run(tokens)
+    except ArgumentError as e:
+        print(f"ultralytics-biformer {command}: error: {e}", file=sys.stderr)
+        print(f"Run 'ultralytics-biformer {command} help' for the accepted keys.", file=sys.stderr)
+        return 2

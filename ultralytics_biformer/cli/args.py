@@ -1,0 +1,118 @@
+"""Strict Ultralytics-style ``key=value`` argument parsing for the ``ultralytics-biformer`` commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "ArgumentError",
+    "Option",
+    "choice",
+    "comma_list",
+    "non_negative_int",
+    "parse_options",
+    "positive_int",
+    "text",
+]
+
+
+class ArgumentError(ValueError):
+    """A command-line argument is wrong; the message says what was wrong and what is accepted."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One accepted ``key=value`` argument.
+
+    Attributes:
+        key (str): The key.
+        convert (Callable[[str], Any]): Turns the value text into the value; raises ValueError with a reason.
+        default (Any): The value when the key is not given (None: decided later, e.g. by a preset).
+        help (str): One line for the usage text.
+    """
+
+    key: str
+    convert: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+def parse_options(tokens: list[str], options: list[Option], command: str) -> dict[str, Any]:
+    """Parse ``key=value`` tokens against ``options``.
+
+    Args:
+        tokens (list[str]): The command's arguments.
+        options (list[Option]): The accepted keys.
+        command (str): The command's name, for messages.
+
+    Returns:
+        (dict[str, Any]): Every option's key mapped to its converted value, or its default when not given.
+
+    Raises:
+        ArgumentError: A token is not ``key=value``, a key is unknown or repeated, or a value does not convert.
+    """
+    by_key = {option.key: option for option in options}
+    accepted = ", ".join(by_key)
+    values, given = {key: option.default for key, option in by_key.items()}, set()
+    for token in tokens:
+        key, sep, raw = token.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ArgumentError(f"'{command}' takes key=value arguments, got '{token}'. Accepted keys: {accepted}")
+        if key not in by_key:
+            raise ArgumentError(f"unknown argument '{key}' for '{command}'. Accepted keys: {accepted}")
+        if key in given:
+            raise ArgumentError(f"argument '{key}' is given more than once")
+        try:
+            values[key] = by_key[key].convert(raw.strip())
+        except ValueError as e:
+            raise ArgumentError(f"{key}={raw}: {e}") from None
+        given.add(key)
+    return values
+
+
+def positive_int(raw: str) -> int:
+    """An integer of at least 1."""
+    return _int_at_least(raw, 1)
+
+
+def non_negative_int(raw: str) -> int:
+    """An integer of at least 0."""
+    return _int_at_least(raw, 0)
+
+
+def _int_at_least(raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"expected an integer >= {minimum}") from None
+    if value < minimum:
+        raise ValueError(f"expected an integer >= {minimum}")
+    return value
+
+
+def text(raw: str) -> str:
+    """A non-empty string."""
+    if not raw:
+        raise ValueError("expected a value")
+    return raw
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """A converter accepting exactly one of ``allowed``."""
+
+    def convert(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw
+
+    return convert
+
+
+def comma_list(raw: str) -> list[str]:
+    """A comma-separated list of non-empty items, e.g. ``yolo11n.yaml,yolo11n-biformer.yaml``."""
+    items = [item.strip() for item in raw.strip("[]").split(",")]
+    if not raw or not all(items):
+        raise ValueError("expected a comma-separated list with no empty items")
+    return items
