@@ -1,0 +1,395 @@
+"""``ultralytics-biformer compare``: train and benchmark YOLO models side by side under identical settings.
+
+Every model is trained with the same data, seed(s), epochs, imgsz, batch, optimizer and Ultralytics' default
+augmentation, deterministically where Ultralytics allows. Each training run and each benchmark runs in its own worker
+process (see :mod:`.worker`) and leaves a JSON record under ``<project>/<name>/records``; a re-run of the same command
+skips every run that has a record, so an interrupted comparison resumes where it stopped. All arguments are checked
+before anything trains. The results are written as ``compare.md``, ``compare.csv``, ``runs.csv`` and ``compare.png``
+(see :mod:`.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.synthetic import DatasetSpec
+from .args import ArgumentError, Option, choice, comma_list, non_negative_int, parse_options, positive_int, text
+from .dataset import PRESET_SPECS as DATASETS
+
+__all__ = ["OPTIONS", "PRESETS", "Plan", "Preset", "make_plan", "run"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for everything a preset decides; explicit arguments override them."""
+
+    epochs: int
+    imgsz: int
+    batch: int
+    workers: int
+    seeds: int
+    dataset: DatasetSpec
+    warmup: int  # untimed inference calls before latency timing
+    iters: int  # timed inference calls; the median is reported
+
+
+PRESETS = {
+    # About ten minutes for the two default models on a 2-core CPU: a smoke test of the whole pipeline, whose
+    # accuracy numbers are far from converged.
+    "quick": Preset(epochs=10, imgsz=256, batch=16, workers=2, seeds=1, dataset=DATASETS["quick"], warmup=5, iters=30),
+    # Long enough for the accuracy differences to mean something (a GPU is advisable).
+    "full": Preset(epochs=100, imgsz=320, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200),
+}
+
+DEFAULT_MODELS = ["yolo11n.yaml", "yolo11n-biformer.yaml"]
+
+OPTIONS = [
+    Option("models", comma_list, DEFAULT_MODELS, "comma-separated model YAMLs or local .pt checkpoints"),
+    Option("data", text, None, "Ultralytics detection data YAML (default: the bundled context-tokens benchmark)"),
+    Option(
+        "preset", choice(*PRESETS), "quick", f"one of {', '.join(PRESETS)}: default epochs, imgsz, dataset size ..."
+    ),
+    Option("seeds", positive_int, None, "training runs per model, with seeds seed, seed+1, ... (quick: 1, full: 3)"),
+    Option("seed", non_negative_int, 0, "first training seed"),
+    Option("epochs", positive_int, None, "training epochs (preset)"),
+    Option("imgsz", positive_int, None, "train, validation and latency image size (preset)"),
+    Option("batch", positive_int, None, "training batch size (preset)"),
+    Option("workers", non_negative_int, None, "dataloader workers (preset)"),
+    Option("optimizer", text, "auto", "Ultralytics optimizer, the same for every model"),
+    Option("device", text, None, "training device, as Ultralytics' device= (latency is always measured on CPU)"),
+    Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
+    Option("project", text, "runs/compare", "parent folder of the run folder"),
+    Option("name", text, None, "run folder name (default: the preset); re-running with it resumes"),
+]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model to compare: as the user wrote it, what the worker loads, and a file-safe label."""
+
+    spec: str
+    source: str
+    label: str
+
+
+@dataclass
+class Plan:
+    """Everything a comparison will do, fully validated."""
+
+    run_dir: Path
+    models: list[ModelEntry]
+    seeds: list[int]
+    train_args: dict[str, Any]
+    bench_args: dict[str, Any]
+    settings: dict[str, Any]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> list[tuple[ModelEntry, int]]:
+        return [(model, seed) for model in self.models for seed in self.seeds]
+
+    def train_record(self, model: ModelEntry, seed: int) -> Path:
+        return self.run_dir / "records" / f"{model.label}-seed{seed}.json"
+
+    def bench_record(self, model: ModelEntry) -> Path:
+        return self.run_dir / "records" / f"{model.label}-bench.json"
+
+    def train_job(self, model: ModelEntry, seed: int) -> dict[str, Any]:
+        args = {
+            **self.train_args,
+            "seed": seed,
+            "project": str(self.run_dir / "runs"),
+            "name": f"{model.label}-seed{seed}",
+        }
+        return {"model": model.source, "train_args": args, "record": str(self.train_record(model, seed))}
+
+    def bench_job(self, model: ModelEntry, weights: str) -> dict[str, Any]:
+        return {
+            "model": model.source,
+            "weights": weights,
+            "bench_args": self.bench_args,
+            "record": str(self.bench_record(model)),
+        }
+
+
+def usage() -> str:
+    """The help text of ``compare``."""
+    width = max(len(o.key) for o in OPTIONS)
+    lines = [f"  {o.key:<{width}}  {o.help}" for o in OPTIONS]
+    presets = "\n".join(
+        f"  {name:<{width}}  epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
+        f"dataset={p.dataset.train} train + {p.dataset.val} val images"
+        for name, p in PRESETS.items()
+    )
+    return (
+        "usage: ultralytics-biformer compare [key=value ...]\n\n"
+        "Train each model under identical settings, then report accuracy (overall and by object size), size, CPU\n"
+        "latency (PyTorch and ONNX Runtime), training time and peak memory as compare.md, compare.csv and\n"
+        "compare.png in <project>/<name>. Re-running the same command resumes: finished runs are not redone.\n\n"
+        "keys:\n" + "\n".join(lines) + f"\n\npresets:\n{presets}\n\n"
+        "example: ultralytics-biformer compare models=yolo11n.yaml,yolo11n-biformer.yaml,"
+        "yolo11n-biformer-backbone.yaml epochs=3\n"
+    )
+
+
+def _bundled_detection_yamls() -> list[str]:
+    """Our detection model YAMLs, as scale-n names (``yolo11n-biformer.yaml``)."""
+    from ..integration import config_dir
+
+    names = []
+    for path in sorted(config_dir().glob("*.yaml")):
+        if not re.search(r"-(cls|seg|pose|obb)\.yaml$", path.name):
+            names.append(re.sub(r"^(yolo\d+)-", r"\1n-", path.name))
+    return names
+
+
+def _accepted_models() -> str:
+    return (
+        "accepted: a detection model YAML, stock (e.g. yolo11n.yaml, yolo26s.yaml) or bundled with ultralytics-biformer "
+        f"({', '.join(_bundled_detection_yamls())}; any scale n/s/m/l/x), a path to a model YAML (e.g. "
+        "cfg/yolo11-biformer-neck.yaml), or a local .pt checkpoint"
+    )
+
+
+def _check_yaml_model(spec: str) -> str:
+    """Resolve and build a model YAML; return what the worker should load. Raises ArgumentError."""
+    from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_load
+
+    try:
+        cfg = yaml_model_load(spec)
+    except FileNotFoundError:
+        raise ArgumentError(
+            f"unknown model '{spec}': no such file, and no stock or bundled YAML has that name; {_accepted_models()}"
+        ) from None
+    task = guess_model_task(cfg)
+    if task != "detect":
+        raise ArgumentError(
+            f"model '{spec}' is a {task} model, but compare benchmarks detection models; {_accepted_models()}"
+        )
+    try:
+        DetectionModel(cfg, verbose=False)
+    except Exception as e:  # noqa: BLE001 - any build error is the YAML's fault; say so before training
+        raise ArgumentError(f"model '{spec}' does not build: {type(e).__name__}: {e}") from None
+    return str(Path(spec).resolve()) if Path(spec).is_file() else spec
+
+
+def _check_checkpoint(spec: str) -> str:
+    """Check a local .pt checkpoint holds a detection model; return its absolute path. Raises ArgumentError."""
+    path = Path(spec)
+    if not path.is_file():
+        raise ArgumentError(
+            f"model '{spec}': no such file. compare never downloads weights: give the path of a local "
+            f"checkpoint, or a model YAML to train from scratch; {_accepted_models()}"
+        )
+    from ultralytics import YOLO
+
+    try:
+        task = YOLO(str(path)).task
+    except Exception as e:  # noqa: BLE001 - reported as a bad argument
+        raise ArgumentError(f"model '{spec}' could not be loaded: {type(e).__name__}: {e}") from None
+    if task != "detect":
+        raise ArgumentError(f"model '{spec}' is a {task} model, but compare benchmarks detection models")
+    return str(path.resolve())
+
+
+def resolve_models(specs: list[str]) -> list[ModelEntry]:
+    """Validate each model argument and give it a unique, file-safe label. Raises ArgumentError."""
+    if len(set(specs)) != len(specs):
+        raise ArgumentError(f"models lists a model more than once: {','.join(specs)}")
+    entries, labels = [], set()
+    for spec in specs:
+        suffix = Path(spec).suffix.lower()
+        if suffix in {".yaml", ".yml"}:
+            source = _check_yaml_model(spec)
+        elif suffix in {".pt", ".pth"}:
+            source = _check_checkpoint(spec)
+        else:
+            raise ArgumentError(f"unknown model '{spec}'; {_accepted_models()}")
+        label = base = re.sub(r"[^\w.-]+", "_", Path(spec).stem)
+        n = 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels.add(label)
+        entries.append(ModelEntry(spec, source, label))
+    return entries
+
+
+def resolve_data(data: str | None, preset: Preset) -> str:
+    """The absolute path of the data YAML to train on; generates the bundled dataset if needed. Raises ArgumentError."""
+    if data is None:
+        from ..data.synthetic import ensure_dataset
+
+        return str(ensure_dataset(preset.dataset, log=lambda m: print(m, flush=True)))
+    from ultralytics.data.utils import check_det_dataset
+
+    try:
+        info = check_det_dataset(data, autodownload=False)
+    except Exception as e:  # noqa: BLE001 - Ultralytics raises several types; all mean a bad data=
+        message = " ".join(str(e).split())
+        raise ArgumentError(
+            f"data={data}: {message}. Accepted: the path or name of an Ultralytics detection data YAML whose images "
+            "are already on disk (compare never downloads datasets), or no data= for the bundled benchmark"
+        ) from None
+    return str(Path(info["yaml_file"]).resolve())
+
+
+def _check_device(device: str | None) -> None:
+    if device is None:
+        return
+    from ultralytics.utils.torch_utils import select_device
+
+    try:
+        select_device(device, verbose=False)
+    except Exception as e:  # noqa: BLE001 - reported as a bad argument
+        raise ArgumentError(f"device={device}: {' '.join(str(e).split())}") from None
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k))
+
+
+def _check_records(plan: Plan) -> None:
+    """Refuse to resume from records made with other settings. Raises ArgumentError."""
+    planned = [
+        (plan.train_record(m, s), "train_args", plan.train_job(m, s)["train_args"], f"run of {m.spec} (seed {s})")
+        for m, s in plan.runs
+    ]
+    planned += [(plan.bench_record(m), "bench_args", plan.bench_args, f"benchmark of {m.spec}") for m in plan.models]
+    for path, key, args, what in planned:
+        if path.is_file():
+            old, new = json.loads(path.read_text()).get(key, {}), json.loads(json.dumps(args))
+            if old != new:
+                raise ArgumentError(
+                    f"{plan.run_dir} holds a finished {what} made with other settings "
+                    f"({_differences(old, new)}). Use another name= or delete {plan.run_dir} to start "
+                    "over."
+                )
+
+
+def make_plan(values: dict[str, Any]) -> Plan:
+    """Validate parsed ``compare`` arguments and plan the comparison; nothing is trained. Raises ArgumentError."""
+    from .offline import offline_ultralytics
+
+    offline_ultralytics()
+    preset = PRESETS[values["preset"]]
+    pick = {
+        key: getattr(preset, key) if values[key] is None else values[key]
+        for key in ("epochs", "imgsz", "batch", "workers", "seeds")
+    }
+    models = resolve_models(values["models"])
+    _check_device(values["device"])
+    data = resolve_data(values["data"], preset)
+    train_args = {
+        "data": data,
+        "epochs": pick["epochs"],
+        "imgsz": pick["imgsz"],
+        "batch": pick["batch"],
+        "workers": pick["workers"],
+        "optimizer": values["optimizer"],
+        "deterministic": True,
+        "plots": False,  # Ultralytics' plots want the Arial font, which it would download
+        "exist_ok": True,  # a run interrupted half-way restarts in its own folder
+        "verbose": True,
+    }
+    if values["device"] is not None:
+        train_args["device"] = values["device"]
+    bench_args = {"imgsz": pick["imgsz"], "threads": values["threads"], "warmup": preset.warmup, "iters": preset.iters}
+    run_dir = (Path(values["project"]) / (values["name"] or values["preset"])).resolve()
+    seeds = list(range(values["seed"], values["seed"] + pick["seeds"]))
+    settings = {
+        "preset": values["preset"],
+        "data": data,
+        **{k: train_args[k] for k in ("epochs", "imgsz", "batch", "workers", "optimizer")},
+        "device": values["device"] or "Ultralytics default",
+        "seeds": seeds,
+    }
+    plan = Plan(run_dir, models, seeds, train_args, bench_args, settings)
+    _check_records(plan)
+    return plan
+
+
+def _say(message: str) -> None:
+    print(f"\n[ultralytics-biformer compare] {message}", flush=True)
+
+
+def _launch(kind: str, job: dict) -> int:
+    """Run one worker job in a fresh process, its output going straight to ours; return its exit code."""
+    from .offline import OFFLINE_ENV
+
+    job_file = Path(job["record"]).with_suffix(".job.json")
+    job_file.parent.mkdir(parents=True, exist_ok=True)
+    job_file.write_text(json.dumps(job, indent=2))
+    command = [sys.executable, "-m", "ultralytics_biformer.cli.worker", kind, str(job_file)]
+    return subprocess.run(command, check=False, env={**os.environ, **OFFLINE_ENV}).returncode
+
+
+def _train_all(plan: Plan) -> None:
+    total = len(plan.runs)
+    for i, (model, seed) in enumerate(plan.runs, 1):
+        what = f"run {i}/{total}: {model.spec}, seed {seed}"
+        if plan.train_record(model, seed).is_file():
+            _say(f"{what}: finished earlier, skipping")
+            continue
+        _say(f"{what}: training")
+        code = _launch("train", plan.train_job(model, seed))
+        if code != 0 or not plan.train_record(model, seed).is_file():
+            plan.failures[f"{model.label}-seed{seed}"] = f"training failed (worker exit code {code}; its log is above)"
+            _say(f"{what}: FAILED with exit code {code}; continuing with the next run")
+
+
+def _bench_all(plan: Plan) -> None:
+    for j, model in enumerate(plan.models, 1):
+        what = f"benchmark {j}/{len(plan.models)}: {model.spec}"
+        if plan.bench_record(model).is_file():
+            _say(f"{what}: finished earlier, skipping")
+            continue
+        trained = [plan.train_record(model, s) for s in plan.seeds if plan.train_record(model, s).is_file()]
+        if not trained:
+            plan.failures[f"{model.label}-bench"] = "not benchmarked: no training run finished"
+            _say(f"{what}: skipped, no training run of it finished")
+            continue
+        _say(f"{what}: parameters, GFLOPs, PyTorch and ONNX Runtime latency")
+        weights = json.loads(trained[0].read_text())["weights"]
+        code = _launch("bench", plan.bench_job(model, weights))
+        if code != 0 or not plan.bench_record(model).is_file():
+            plan.failures[f"{model.label}-bench"] = f"benchmark failed (worker exit code {code}; its log is above)"
+            _say(f"{what}: FAILED with exit code {code}")
+
+
+def run(tokens: list[str]) -> int:
+    """Run ``compare`` with its ``key=value`` arguments; return the exit code."""
+    values = parse_options(tokens, OPTIONS, "compare")
+    plan = make_plan(values)
+    done = sum(plan.train_record(m, s).is_file() for m, s in plan.runs)
+    _say(
+        f"{len(plan.models)} models x {len(plan.seeds)} seeds = {len(plan.runs)} runs ({done} finished earlier) "
+        f"in {plan.run_dir}\n  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "
+        + " ".join(
+            f"{k}={plan.settings[k]}"
+            for k in ("preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds")
+        )
+    )
+    try:
+        _train_all(plan)
+        _bench_all(plan)
+    except KeyboardInterrupt:
+        _say(f"interrupted. Finished runs are kept in {plan.run_dir}; run the same command again to resume.")
+        return 130
+    from .report import write_report
+
+    outputs, table = write_report(plan)
+    print(f"\n{table}\n", flush=True)
+    _say("results:\n" + "\n".join(f"  {path}" for path in outputs))
+    if plan.failures:
+        _say("some steps failed:\n" + "\n".join(f"  {k}: {v}" for k, v in plan.failures.items()))
+        return 1
+    return 0

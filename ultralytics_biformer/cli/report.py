@@ -1,0 +1,261 @@
+"""The outputs of ``compare``: a Markdown table, CSVs and a figure, built from the run and benchmark records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compare import Plan
+
+__all__ = ["collect", "write_report"]
+
+# (record key, Markdown column, digits): metrics measured once per training run, aggregated over seeds
+RUN_METRICS = [
+    ("map", "mAP50-95", 4),
+    ("map50", "mAP50", 4),
+    ("precision", "P", 3),
+    ("recall", "R", 3),
+    ("map_small", "mAP50-95 S", 4),
+    ("map_medium", "mAP50-95 M", 4),
+    ("map_large", "mAP50-95 L", 4),
+    ("epoch_seconds", "train s/epoch", 1),
+    ("peak_rss_mib", "peak RSS MiB", 0),
+]
+RUN_COLUMNS = [
+    "model",
+    "seed",
+    *(key for key, _, _ in RUN_METRICS),
+    "train_seconds",
+    "epochs_run",
+    "peak_cuda_mib",
+    "save_dir",
+]
+NOTES = """\
+- mAP50-95, mAP50, P, R: Ultralytics' final validation of each run's best.pt on the val split.
+- mAP50-95 S / M / L: COCO area buckets (box area below 32x32, up to 96x96, above, in original-image pixels),
+  computed by ultralytics-biformer from the same weights' predictions (conf 0.001, IoU 0.7); a prediction counts in
+  the bucket of the label it matches at IoU >= 0.5, or else of its own area. n/a: no label of that size in val.
+- PyTorch / ONNX ms: median CPU latency per image at batch 1 and imgsz x imgsz, same thread count for both: the
+  fused PyTorch model, and the ONNX export in ONNX Runtime (CPU provider); model outputs before NMS.
+- train s/epoch: mean wall time of an epoch's training pass, validation excluded.
+- peak RSS MiB: peak resident memory of the training process (ru_maxrss; includes the Python, PyTorch and
+  Ultralytics runtime, excludes dataloader worker processes).
+- With several seeds, cells show mean +- sample standard deviation over seeds."""
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def collect(plan: Plan) -> list[dict[str, Any]]:
+    """One summary per model: its runs' records, each metric's mean and std over seeds, and its benchmark."""
+    rows = []
+    for model in plan.models:
+        runs = [r for r in (_load(plan.train_record(model, s)) for s in plan.seeds) if r is not None]
+        bench = _load(plan.bench_record(model)) or {}
+        row = {"model": model.spec, "label": model.label, "runs": runs, "bench": bench}
+        for key, _, _ in RUN_METRICS:
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in runs])
+        rows.append(row)
+    return rows
+
+
+def _cell(mean: float | None, std: float | None, digits: int, missing: str) -> str:
+    if mean is None:
+        return missing
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _number(value: float | None, digits: int, missing: str = "failed") -> str:
+    return missing if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The results table and its footnotes (failed cells)."""
+    header = [
+        "Model",
+        "Params (M)",
+        "GFLOPs",
+        *(title for _, title, _ in RUN_METRICS[:7]),
+        "PyTorch ms",
+        "ONNX ms",
+        *(title for _, title, _ in RUN_METRICS[7:]),
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    notes = []
+    for row in rows:
+        bench, trained = row["bench"], bool(row["runs"])
+        missing = "n/a" if trained else "failed"
+        metric = {key: _cell(row[f"{key}_mean"], row[f"{key}_std"], digits, missing) for key, _, digits in RUN_METRICS}
+        onnx = _number(bench.get("onnx_ms"), 1)
+        if bench.get("onnx_error"):
+            notes.append(f"ONNX for {row['model']} failed: {bench['onnx_error']}")
+            onnx = f"failed [{len(notes)}]"
+        cells = [
+            f"`{row['model']}`",
+            _number(bench["params"] / 1e6 if bench else None, 2),
+            _number(bench.get("gflops"), 2),
+            *(metric[key] for key, _, _ in RUN_METRICS[:7]),
+            _number(bench.get("torch_ms"), 1),
+            onnx,
+            *(metric[key] for key, _, _ in RUN_METRICS[7:]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), notes
+
+
+def _write_csvs(rows: list[dict[str, Any]], run_dir: Path) -> tuple[Path, Path]:
+    summary, per_run = run_dir / "compare.csv", run_dir / "runs.csv"
+    bench_keys = ["params", "gflops", "torch_ms", "onnx_ms", "onnx_error", "threads", "imgsz"]
+    columns = ["model", "label", "runs", *bench_keys, *(f"{k}_{s}" for k, _, _ in RUN_METRICS for s in ("mean", "std"))]
+    with open(summary, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "runs": len(row["runs"]), **{k: row["bench"].get(k) for k in bench_keys}})
+    with open(per_run, "w", newline="") as f:
+        writer = csv.DictWriter(f, RUN_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            for run in row["runs"]:
+                writer.writerow({**run, "model": row["model"]})
+    return summary, per_run
+
+
+def _curve_band(runs: list[dict], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Epochs and the mean, min and max of a per-epoch curve over runs (runs may stop at different epochs)."""
+    curves = [r["curves"][key] for r in runs if r.get("curves", {}).get(key)]
+    epochs, mean, low, high = [], [], [], []
+    for i in range(max((len(c) for c in curves), default=0)):
+        values = [c[i] for c in curves if i < len(c)]
+        epochs.append(i + 1)
+        mean.append(statistics.fmean(values))
+        low.append(min(values))
+        high.append(max(values))
+    return epochs, mean, low, high
+
+
+def _loss_curves(runs: list[dict]) -> list[dict]:
+    """Runs with a summed ``train/loss`` curve (box + cls + dfl) added."""
+    parts = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
+    out = []
+    for run in runs:
+        curves = dict(run.get("curves", {}))
+        if all(curves.get(p) for p in parts):
+            curves["train/loss"] = [sum(v) for v in zip(*(curves[p] for p in parts))]
+        out.append({**run, "curves": curves})
+    return out
+
+
+def write_figure(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Accuracy against latency, and the training curves, one colour per model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(16, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_lat, ax_map, ax_loss = fig.subplots(1, 3)
+    colours = [f"C{i % 10}" for i in range(len(rows))]
+    for row, colour in zip(rows, colours):
+        bench, y, yerr = row["bench"], row["map_mean"], row["map_std"]
+        if y is not None:
+            for key, marker, face in (("torch_ms", "o", colour), ("onnx_ms", "s", "none")):
+                if bench.get(key) is not None:
+                    ax_lat.errorbar(bench[key], y, yerr=yerr, fmt=marker, color=colour, mfc=face, ms=9, capsize=3)
+            xs = [bench[k] for k in ("torch_ms", "onnx_ms") if bench.get(k) is not None]
+            if len(xs) == 2:
+                ax_lat.plot(xs, [y, y], ":", color=colour, lw=1)
+            if xs:
+                ax_lat.annotate(row["label"], (xs[0], y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        for ax, key, runs in (
+            (ax_map, "metrics/mAP50-95(B)", row["runs"]),
+            (ax_loss, "train/loss", _loss_curves(row["runs"])),
+        ):
+            epochs, mean, low, high = _curve_band(runs, key)
+            if epochs:
+                ax.plot(epochs, mean, "-o", ms=3, color=colour, label=row["label"])
+                if len(runs) > 1:
+                    ax.fill_between(epochs, low, high, color=colour, alpha=0.2)
+    ax_lat.set(xlabel="CPU latency per image, ms (batch 1)", ylabel="mAP50-95 (val)", title="Accuracy vs latency")
+    ax_lat.legend(
+        handles=[
+            Line2D([], [], marker="o", ls="", color="grey", label="PyTorch (fused)"),
+            Line2D([], [], marker="s", ls="", color="grey", mfc="none", label="ONNX Runtime"),
+        ],
+        loc="best",
+        fontsize=8,
+    )
+    ax_map.set(xlabel="epoch", ylabel="mAP50-95 (val)", title="Validation mAP50-95 per epoch")
+    ax_loss.set(xlabel="epoch", ylabel="box + cls + dfl loss", title="Training loss per epoch")
+    for ax in (ax_lat, ax_map, ax_loss):
+        ax.grid(alpha=0.3)
+    for ax in (ax_map, ax_loss):
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
+    threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
+    s = plan.settings
+    return [
+        f"- data: `{s['data']}`",
+        (
+            f"- preset {s['preset']}: epochs={s['epochs']} imgsz={s['imgsz']} batch={s['batch']} "
+            f"workers={s['workers']} optimizer={s['optimizer']} device={s['device']}, "
+            f"seeds {', '.join(map(str, s['seeds']))}"
+        ),
+        f"- latency: CPU, {', '.join(map(str, threads)) or '?'} thread(s), imgsz {s['imgsz']}",
+    ]
+
+
+def write_report(plan: Plan) -> tuple[list[Path], str]:
+    """Write ``compare.md``, ``compare.csv``, ``runs.csv`` and ``compare.png`` into the run folder.
+
+    Returns:
+        (list[Path]): The written files.
+        (str): The Markdown results table.
+    """
+    rows = collect(plan)
+    table, notes = markdown_table(rows)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    summary_csv, runs_csv = _write_csvs(rows, plan.run_dir)
+    s = plan.settings
+    title = (
+        f"{Path(s['data']).parent.name}: imgsz {s['imgsz']}, {s['epochs']} epochs, {len(s['seeds'])} seed(s) per model"
+    )
+    figure = write_figure(rows, plan.run_dir / "compare.png", title)
+    failures = [f"- {k}: {v}" for k, v in plan.failures.items()]
+    footnotes = [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
+    markdown = "\n".join(
+        [
+            "# ultralytics-biformer compare",
+            "",
+            *_settings_lines(plan, rows),
+            "",
+            table,
+            "",
+            *(footnotes + [""] if footnotes else []),
+            *(["Failed steps:", *failures, ""] if failures else []),
+            "Columns:",
+            NOTES,
+            "",
+        ]
+    )
+    (plan.run_dir / "compare.md").write_text(markdown)
+    printed = "\n".join([table, *footnotes])
+    return [plan.run_dir / "compare.md", summary_csv, runs_csv, figure], printed
