@@ -1,0 +1,328 @@
+"""The ``ultralytics-biformer`` command line: compare, routes, argument errors, and no network use."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ultralytics_biformer.cli import compare, main
+from ultralytics_biformer.cli.area_map import AreaMAP
+from ultralytics_biformer.data import synthetic
+from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ["yolo11n.yaml", "yolo11n-biformer.yaml"]
+
+# Loaded by every worker process through PYTHONPATH: records, then refuses, any attempt to use the network.
+NETWORK_GUARD = """
+import os, socket, traceback
+
+def _refuse(what):
+    def refuse(*args, **kwargs):
+        with open(os.environ["NETWORK_GUARD_LOG"], "a") as f:
+            f.write(f"{what} {args[:2]!r}\\n{''.join(traceback.format_stack(limit=12))}\\n")
+        raise OSError(f"network use refused by the test guard: {what}")
+    return refuse
+
+socket.getaddrinfo = _refuse("getaddrinfo")
+socket.create_connection = _refuse("create_connection")
+socket.socket.connect = _refuse("connect")
+socket.socket.connect_ex = _refuse("connect_ex")
+"""
+
+
+@pytest.fixture(scope="module")
+def network_guard(tmp_path_factory):
+    """Refuse and log network use in this process and in the subprocesses it starts; yields the log path."""
+    root = tmp_path_factory.mktemp("guard")
+    (root / "sitecustomize.py").write_text(NETWORK_GUARD)
+    log = root / "attempts.log"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        mp.setenv("NETWORK_GUARD_LOG", str(log))
+        for name in ("getaddrinfo", "create_connection"):  # remembered, so that leaving the context restores them
+            mp.setattr(socket, name, getattr(socket, name))
+        for name in ("connect", "connect_ex"):
+            mp.setattr(socket.socket, name, getattr(socket.socket, name))
+        exec(NETWORK_GUARD, {})  # noqa: S102 - the same refusals in this process
+        yield log
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A tiny generated dataset: 8 train and 4 val images of 64 pixels."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(synthetic.CACHE_ENV, str(cache))
+        yield ensure_dataset(DatasetSpec(train=8, val=4, imgsz=64), log=lambda message: None)
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_data, network_guard, tmp_path_factory):
+    """One real comparison of the two default models, 1 epoch at imgsz 64; yields (run folder, arguments)."""
+    project = tmp_path_factory.mktemp("runs")
+    args = [
+        "compare",
+        f"models={','.join(MODELS)}",
+        f"data={tiny_data}",
+        "epochs=1",
+        "imgsz=64",
+        "batch=4",
+        "workers=0",
+        f"project={project}",
+        "name=tiny",
+    ]
+    assert main(args) == 0
+    yield project / "tiny", args
+
+
+def test_compare_writes_table_csv_and_figure_for_every_model(compared):
+    run_dir, _ = compared
+    table = (run_dir / "compare.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == MODELS
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 14 and "failed" not in cells, row
+
+    with open(run_dir / "compare.csv", newline="") as f:
+        summary = list(csv.DictReader(f))
+    assert [r["model"] for r in summary] == MODELS
+    for r in summary:
+        assert int(r["params"]) > 1_000_000 and float(r["gflops"]) > 0
+        assert float(r["torch_ms"]) > 0 and float(r["onnx_ms"]) > 0, r["onnx_error"]
+        assert (
+            0 <= float(r["map_mean"]) <= 1
+            and float(r["epoch_seconds_mean"]) > 0
+            and float(r["peak_rss_mib_mean"]) > 100
+        )
+        assert r["threads"] == "1" and r["imgsz"] == "64"
+    with open(run_dir / "runs.csv", newline="") as f:
+        assert [(r["model"], r["seed"]) for r in csv.DictReader(f)] == [(m, "0") for m in MODELS]
+
+    from PIL import Image
+
+    with Image.open(run_dir / "compare.png") as image:
+        assert image.format == "PNG" and image.width > 1000 and image.height > 300
+
+
+def test_compare_trains_every_model_with_the_same_settings(compared):
+    run_dir, _ = compared
+    records = [json.loads((run_dir / "records" / f"{Path(m).stem}-seed0.json").read_text()) for m in MODELS]
+    settings = [{k: v for k, v in r["train_args"].items() if k != "name"} for r in records]
+    assert settings[0] == settings[1]
+    assert settings[0]["seed"] == 0 and settings[0]["deterministic"] is True and settings[0]["epochs"] == 1
+    for record in records:
+        assert record["epochs_run"] == 1 and len(record["curves"]["metrics/mAP50-95(B)"]) == 1
+        assert Path(record["weights"]).is_file()
+
+
+def test_compare_uses_no_network(compared, network_guard):
+    assert not network_guard.exists(), network_guard.read_text()
+
+
+def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
+    run_dir, args = compared
+    table_before = (run_dir / "compare.md").read_text()
+
+    def no_worker(*a, **k):
+        raise AssertionError("a finished run was started again")
+
+    monkeypatch.setattr(compare.subprocess, "run", no_worker)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished earlier, skipping") == 2 * len(MODELS)  # the runs and the benchmarks
+    assert "run 2/2" in out and "benchmark 2/2" in out
+    assert (run_dir / "compare.md").read_text() == table_before
+
+
+def test_rerun_with_other_settings_is_refused(compared, capsys):
+    _, args = compared
+    assert main([a for a in args if not a.startswith("epochs=")] + ["epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "made with other settings" in err and "epochs: 1 then, 2 now" in err
+
+
+def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp_path, monkeypatch, capsys):
+    run_dir, args = compared
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "records" / "yolo11n-biformer-seed0.json").unlink()  # as if interrupted during the second run
+    launched = []
+
+    def fake_worker(command, **kwargs):
+        launched.append(command[-2:])
+        job = json.loads(Path(command[-1]).read_text())
+        shutil.copy(run_dir / "records" / Path(job["record"]).name, job["record"])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(compare.subprocess, "run", fake_worker)
+    resumed = [a for a in args if not a.startswith(("project=", "name="))] + [f"project={tmp_path}", "name=copy"]
+    # The records name the original run folder; only the missing training run may be redone.
+    for record in (copy / "records").glob("*.json"):
+        if not record.name.endswith(".job.json"):
+            data = json.loads(record.read_text())
+            if "train_args" in data:
+                data["train_args"]["project"] = str(copy / "runs")
+            record.write_text(json.dumps(data))
+    assert main(resumed) == 0
+    assert [kind for kind, _ in launched] == ["train"]
+    assert launched[0][1].endswith("yolo11n-biformer-seed0.job.json")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["bogus=1"], "unknown argument 'bogus' for 'compare'. Accepted keys: models, data, preset"),
+        (["yolo11n.yaml"], "takes key=value arguments, got 'yolo11n.yaml'"),
+        (["epochs=0"], "epochs=0: expected an integer >= 1"),
+        (["preset=huge"], "preset=huge: expected one of quick, full"),
+        (["models=yolo11n.yaml,nope.yaml"], "unknown model 'nope.yaml'"),
+        (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file. compare never downloads weights"),
+        (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a detection model YAML"),
+        (["models=yolo11n-cls.yaml"], "is a classify model, but compare benchmarks detection models"),
+        (["models=yolo11n.yaml,yolo11n.yaml"], "lists a model more than once"),
+        (["data=missing-data.yaml"], "data=missing-data.yaml:"),
+        (["data=coco8.yaml"], "compare never downloads datasets"),
+    ],
+)
+def test_bad_compare_arguments_stop_before_any_work(arguments, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: pytest.fail("a worker was started"))
+    assert main(["compare", *arguments, f"project={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "ultralytics-biformer compare: error:" in err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no dataset generated
+
+
+def test_help_and_unknown_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("compare", "dataset", "routes"))
+    assert main(["compare", "help"]) == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in ("models", "data", "preset", "seeds", "epochs", "imgsz", "project", "name"))
+    assert main(["train"]) == 2
+    assert "unknown command 'train'. Accepted: compare, dataset, routes" in capsys.readouterr().err
+
+
+def test_console_script_and_scripts_compare_forward_to_the_cli():
+    script = shutil.which("ultralytics-biformer")
+    assert script, "the ultralytics-biformer console script is not installed"
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "usage: ultralytics-biformer COMMAND" in out
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compare.py"), "bogus=1"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2 and "unknown argument 'bogus' for 'compare'" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    import cv2
+
+    path = tmp_path_factory.mktemp("image") / "scene.jpg"
+    image, _ = render_image(np.random.default_rng(7), 160)
+    cv2.imwrite(str(path), cv2.resize(image, (200, 160)))  # not square: exercises the letterbox
+    return path
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def test_routes_draws_every_bra_layer_of_an_untrained_model(image_file, tmp_path, capsys):
+    from ultralytics_biformer.cli import routes
+    from ultralytics_biformer.cli.offline import offline_ultralytics
+
+    out = tmp_path / "routes.png"
+    assert (
+        main(
+            [
+                "routes",
+                "model=yolo11n-biformer.yaml",
+                f"source={image_file}",
+                "imgsz=128",
+                f"out={out}",
+                "points=0.5,0.5;0.1,0.9",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    width, height = _png_size(out)
+    assert width > 4 * height / 2  # four BRA layers in one row
+
+    offline_ultralytics()
+    model = routes._load_model("yolo11n-biformer.yaml")
+    layers = routes.capture_routes(model, routes.letterbox(np.zeros((50, 80, 3), np.uint8), 128))
+    assert [layer.name for layer in layers] == [
+        "model.10.m.0.attn",
+        "model.16.bra.attn",
+        "model.19.bra.attn",
+        "model.22.bra.attn",
+    ]
+    for layer in layers:
+        regions, k = layer.routes.shape
+        assert regions == layer.grid.num_regions and 1 <= k <= regions
+        assert ((layer.routes >= 0) & (layer.routes < regions)).all()
+        assert layer.box_of(regions - 1)[2:] == (layer.width * layer.stride, layer.height * layer.stride)
+
+
+def test_routes_works_on_a_trained_checkpoint(compared, image_file, tmp_path):
+    run_dir, _ = compared
+    weights = json.loads((run_dir / "records" / "yolo11n-biformer-seed0.json").read_text())["weights"]
+    out = tmp_path / "trained.png"
+    assert main(["routes", f"model={weights}", f"source={image_file}", "imgsz=96", f"out={out}"]) == 0
+    assert _png_size(out)[0] > 0
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["model=yolo11n.yaml"], "has no bi-level routing attention layers"),
+        (["model=missing.pt"], "model=missing.pt: no such file"),
+        (["model=yolo11n-biformer.yaml", "points=0.5,1.5"], "outside [0, 1]"),
+        (["model=yolo11n-biformer.yaml", "source=/nonexistent.jpg"], "not a readable image file"),
+        (["source=x.jpg"], "routes needs model=..."),
+    ],
+)
+def test_bad_routes_arguments_are_reported(arguments, message, image_file, capsys):
+    if not any(a.startswith("source=") for a in arguments):
+        arguments = [*arguments, f"source={image_file}"]
+    assert main(["routes", *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_area_map_scores_each_object_size_on_its_own():
+    small, medium, large = [0, 0, 10, 10.0], [20, 20, 70, 70.0], [0, 100, 150, 250.0]
+    perfect = AreaMAP()
+    for _ in range(3):
+        perfect.add([small, medium, large], [0.9, 0.8, 0.7], [0, 1, 1], [small, medium, large], [0, 1, 1])
+    scores = perfect.compute()
+    assert all(scores[b] > 0.99 for b in ("small", "medium", "large")), scores
+
+    missed_large = AreaMAP()
+    missed_large.add([small, medium], [0.9, 0.8], [0, 1], [small, medium, large], [0, 1, 1])
+    scores = missed_large.compute()
+    assert scores["small"] > 0.99 and scores["medium"] > 0.99 and scores["large"] == 0
+
+    only_small = AreaMAP()
+    only_small.add([small, [0, 0, 100, 100.0]], [0.9, 0.95], [0, 0], [small], [0])  # a large false positive...
+    scores = only_small.compute()
+    assert scores["small"] > 0.99  # ...does not lower small-object AP
+    assert scores["medium"] is None and scores["large"] is None  # no labels of those sizes
