@@ -57,3 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ultralytics-biformer {command}: error: {e}", file=sys.stderr)
         print(f"Run 'ultralytics-biformer {command} help' for the accepted keys.", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ultralytics-biformer {command}: interrupted", file=sys.stderr)
+        return 130

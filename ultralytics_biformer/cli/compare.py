@@ -38,12 +38,23 @@ class Preset:
     dataset: DatasetSpec
     warmup: int  # untimed inference calls before latency timing
     iters: int  # timed inference calls; the median is reported
+    extra: dict = field(default_factory=dict)  # further Ultralytics training arguments, the same for every model
 
 
 PRESETS = {
-    # About ten minutes for the two default models on a 2-core CPU: a smoke test of the whole pipeline, whose
-    # accuracy numbers are far from converged.
-    "quick": Preset(epochs=10, imgsz=256, batch=16, workers=2, seeds=1, dataset=DATASETS["quick"], warmup=5, iters=30),
+    # About ten minutes for the two default models on a 2-core CPU, with accuracy far from converged. nbs=16 (the
+    # batch size) makes every batch an optimizer step instead of every fourth: 15 short epochs then learn something.
+    "quick": Preset(
+        epochs=15,
+        imgsz=256,
+        batch=16,
+        workers=2,
+        seeds=1,
+        dataset=DATASETS["quick"],
+        warmup=5,
+        iters=30,
+        extra={"nbs": 16},
+    ),
     # Long enough for the accuracy differences to mean something (a GPU is advisable).
     "full": Preset(epochs=100, imgsz=320, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200),
 }
@@ -125,7 +136,8 @@ def usage() -> str:
     lines = [f"  {o.key:<{width}}  {o.help}" for o in OPTIONS]
     presets = "\n".join(
         f"  {name:<{width}}  epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
-        f"dataset={p.dataset.train} train + {p.dataset.val} val images"
+        + "".join(f"{k}={v} " for k, v in p.extra.items())
+        + f"dataset={p.dataset.train} train + {p.dataset.val} val images"
         for name, p in PRESETS.items()
     )
     return (
@@ -275,42 +287,48 @@ def _check_records(plan: Plan) -> None:
                 )
 
 
-def make_plan(values: dict[str, Any]) -> Plan:
-    """Validate parsed ``compare`` arguments and plan the comparison; nothing is trained. Raises ArgumentError."""
-    from .offline import offline_ultralytics
-
-    offline_ultralytics()
-    preset = PRESETS[values["preset"]]
-    pick = {
-        key: getattr(preset, key) if values[key] is None else values[key]
-        for key in ("epochs", "imgsz", "batch", "workers", "seeds")
-    }
-    models = resolve_models(values["models"])
-    _check_device(values["device"])
-    data = resolve_data(values["data"], preset)
-    train_args = {
+def _train_args(values: dict[str, Any], preset: Preset, data: str) -> dict[str, Any]:
+    """The Ultralytics training arguments every model's run shares (each run adds its seed, project and name)."""
+    args = {
         "data": data,
-        "epochs": pick["epochs"],
-        "imgsz": pick["imgsz"],
-        "batch": pick["batch"],
-        "workers": pick["workers"],
+        **{key: getattr(preset, key) if values[key] is None else values[key] for key in ("epochs", "imgsz", "batch")},
+        "workers": preset.workers if values["workers"] is None else values["workers"],
         "optimizer": values["optimizer"],
+        **preset.extra,
         "deterministic": True,
         "plots": False,  # Ultralytics' plots want the Arial font, which it would download
         "exist_ok": True,  # a run interrupted half-way restarts in its own folder
         "verbose": True,
     }
     if values["device"] is not None:
-        train_args["device"] = values["device"]
-    bench_args = {"imgsz": pick["imgsz"], "threads": values["threads"], "warmup": preset.warmup, "iters": preset.iters}
+        args["device"] = values["device"]
+    return args
+
+
+def make_plan(values: dict[str, Any]) -> Plan:
+    """Validate parsed ``compare`` arguments and plan the comparison; nothing is trained. Raises ArgumentError."""
+    from .offline import offline_ultralytics
+
+    offline_ultralytics()
+    preset = PRESETS[values["preset"]]
+    models = resolve_models(values["models"])
+    _check_device(values["device"])
+    train_args = _train_args(values, preset, resolve_data(values["data"], preset))
+    bench_args = {
+        "imgsz": train_args["imgsz"],
+        "threads": values["threads"],
+        "warmup": preset.warmup,
+        "iters": preset.iters,
+    }
     run_dir = (Path(values["project"]) / (values["name"] or values["preset"])).resolve()
-    seeds = list(range(values["seed"], values["seed"] + pick["seeds"]))
+    n_seeds = preset.seeds if values["seeds"] is None else values["seeds"]
+    seeds = list(range(values["seed"], values["seed"] + n_seeds))
     settings = {
         "preset": values["preset"],
-        "data": data,
-        **{k: train_args[k] for k in ("epochs", "imgsz", "batch", "workers", "optimizer")},
+        **{k: train_args[k] for k in ("data", "epochs", "imgsz", "batch", "workers", "optimizer")},
         "device": values["device"] or "Ultralytics default",
         "seeds": seeds,
+        "extra": preset.extra,
     }
     plan = Plan(run_dir, models, seeds, train_args, bench_args, settings)
     _check_records(plan)

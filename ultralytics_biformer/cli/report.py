@@ -216,7 +216,9 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
         f"- data: `{s['data']}`",
         (
             f"- preset {s['preset']}: epochs={s['epochs']} imgsz={s['imgsz']} batch={s['batch']} "
-            f"workers={s['workers']} optimizer={s['optimizer']} device={s['device']}, "
+            f"workers={s['workers']} optimizer={s['optimizer']} "
+            + "".join(f"{k}={v} " for k, v in s["extra"].items())
+            + f"device={s['device']}, "
             f"seeds {', '.join(map(str, s['seeds']))}"
         ),
         f"- latency: CPU, {', '.join(map(str, threads)) or '?'} thread(s), imgsz {s['imgsz']}",
