@@ -189,16 +189,14 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
                 if len(runs) > 1:
                     ax.fill_between(epochs, low, high, color=colour, alpha=0.2)
     ax_lat.set(xlabel="CPU latency per image, ms (batch 1)", ylabel="mAP50-95 (val)", title="Accuracy vs latency")
-    ax_lat.legend(
-        handles=[
-            Line2D([], [], marker="o", ls="", color="grey", label="PyTorch (fused)"),
-            Line2D([], [], marker="s", ls="", color="grey", mfc="none", label="ONNX Runtime"),
-        ],
-        loc="best",
-        fontsize=8,
-    )
+    markers = [
+        Line2D([], [], marker="o", ls="", color="grey", label="PyTorch (fused)"),
+        Line2D([], [], marker="s", ls="", color="grey", mfc="none", label="ONNX Runtime"),
+    ]
+    ax_lat.legend(handles=markers, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax_map.set(xlabel="epoch", ylabel="mAP50-95 (val)", title="Validation mAP50-95 per epoch")
     ax_loss.set(xlabel="epoch", ylabel="box + cls + dfl loss", title="Training loss per epoch")
+    ax_lat.margins(x=0.25, y=0.15)  # room for the labels
     for ax in (ax_lat, ax_map, ax_loss):
         ax.grid(alpha=0.3)
     for ax in (ax_map, ax_loss):

@@ -105,14 +105,18 @@ def train(job: dict) -> dict:
         "peak_rss_mib": _peak_rss_mib(),
         "peak_cuda_mib": round(torch.cuda.max_memory_reserved() / 2**20, 1) if trainer.device.type == "cuda" else None,
     }
-    results = metrics.results_dict
-    for key, name in (("precision", "precision"), ("recall", "recall"), ("mAP50", "map50"), ("mAP50-95", "map")):
-        record[name] = round(float(results[f"metrics/{key}(B)"]), 6)
+    record.update(_box_metrics(metrics.results_dict))
     data = check_det_dataset(args["data"])
     area = _area_map(Path(record["weights"]), data, args["imgsz"], str(trainer.device), args["batch"])
     record.update({f"map_{name}": value for name, value in area.items()})
     record["curves"] = _curves(trainer.save_dir / "results.csv")
     return record
+
+
+def _box_metrics(results: dict[str, float]) -> dict[str, float]:
+    """Precision, recall, mAP50 and mAP50-95 from Ultralytics' final validation ``results_dict``."""
+    names = {"precision": "precision", "recall": "recall", "map50": "mAP50", "map": "mAP50-95"}
+    return {name: round(float(results[f"metrics/{key}(B)"]), 6) for name, key in names.items()}
 
 
 def _median_ms(run, warmup: int, iters: int) -> float:
