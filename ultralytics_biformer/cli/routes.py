@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .args import ArgumentError, Option, parse_options, positive_int, text
+
+if TYPE_CHECKING:
+    from ..functional import RegionGrid
 
 __all__ = ["OPTIONS", "LayerRoutes", "capture_routes", "run", "usage"]
 
@@ -78,7 +82,7 @@ class LayerRoutes:
     height: int
     width: int
     stride: float
-    grid: object
+    grid: RegionGrid
     routes: np.ndarray
 
     def region_of(self, x: float, y: float) -> int:

@@ -209,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
 
     offline_ultralytics()
     job = json.loads(Path(argv[1]).read_text())
-    record = JOBS[argv[0]](job)
+    try:
+        record = JOBS[argv[0]](job)
+    except KeyboardInterrupt:
+        print(f"{argv[0]} job interrupted; no record written", file=sys.stderr)
+        return 130
     write_json(Path(job["record"]), {"job": argv[0], **record})
     return 0
 
