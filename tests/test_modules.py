@@ -1,0 +1,223 @@
+"""Tests of the BRA modules against their stock Ultralytics twins: weight compatibility, equality, conversion, fusing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from ultralytics.nn.modules.block import C2PSA, Attention, C3k2
+from ultralytics.nn.tasks import BaseModel
+
+from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
+
+# C3k2 variants as (c1, c2, n, c3k, e, attn): plain bottlenecks, C3k inner blocks, and YOLO26's attention blocks.
+C3K2_ARGS = [
+    pytest.param((64, 64, 1, False, 0.5, False), id="bottleneck"),
+    pytest.param((64, 128, 2, True, 0.25, False), id="c3k"),
+    pytest.param((128, 128, 1, False, 0.5, True), id="attn"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Make the default weight initialisation of every module built in a test reproducible."""
+    torch.manual_seed(0)
+
+
+def randomize_bn_(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics, in place, and return the module.
+
+    Fresh BatchNorms in eval mode are the identity (and zero-initialised ones are zero), which would hide a wrongly
+    wired or wrongly folded normalisation; random ones make the output depend on every one of them.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
+            for tensor, low, high in ((bn.weight, 0.5, 1.5), (bn.bias, -0.2, 0.2)):
+                tensor.copy_(torch.empty(tensor.shape).uniform_(low, high, generator=gen))
+            bn.running_mean.copy_(torch.empty(bn.num_features).uniform_(-0.2, 0.2, generator=gen))
+            bn.running_var.copy_(torch.empty(bn.num_features).uniform_(0.5, 1.5, generator=gen))
+    return module
+
+
+def eval64(module: nn.Module) -> nn.Module:
+    """The module in float64 and eval mode, so that outputs can be compared to ~1e-12."""
+    return module.double().eval()
+
+
+def image(channels: int, height: int, width: int, batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, channels, height, width, dtype=torch.float64)
+
+
+def assert_same_keys_and_shapes(ours: nn.Module, stock: nn.Module) -> None:
+    ours_sd, stock_sd = ours.state_dict(), stock.state_dict()
+    assert ours_sd.keys() == stock_sd.keys()
+    assert all(ours_sd[key].shape == value.shape for key, value in stock_sd.items())
+
+
+@pytest.mark.parametrize("c1, n", [(128, 1), (256, 2)])  # one head, then two heads (channel layout of qkv matters)
+def test_c2psa_bra_loads_stock_weights_and_equals_stock_when_routing_keeps_all(c1, n):
+    stock = eval64(randomize_bn_(C2PSA(c1, c1, n)))
+    ours = C2PSA_BRA(c1, c1, n, n_win=4, topk=16)  # a 12x12 map has 4x4 regions: every region is kept
+    assert_same_keys_and_shapes(ours, stock)
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = image(c1, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(eval64(ours)(x), stock(x), rtol=1e-10, atol=1e-10)
+
+
+def test_c2psa_bra_differs_from_stock_when_routing_drops_regions():
+    stock = eval64(randomize_bn_(C2PSA(256, 256, 1)))
+    ours = C2PSA_BRA(256, 256, 1, n_win=4, topk=2)
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = image(256, 12, 12)
+    with torch.no_grad():
+        assert (eval64(ours)(x) - stock(x)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("height, width, n_win, topk", [(12, 12, 4, 16), (11, 7, 3, 9), (5, 3, 3, 100)])
+def test_routing_attention_loads_stock_attention_and_equals_it_when_routing_keeps_all(height, width, n_win, topk):
+    """Also on maps that need padding (11x7 and 5x3 with n_win=3), where padded keys must be masked."""
+    stock = eval64(randomize_bn_(Attention(128, num_heads=2)))
+    ours = BiLevelRoutingAttention(128, num_heads=2, n_win=n_win, topk=topk)
+    assert_same_keys_and_shapes(ours, stock)
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = image(128, height, width)
+    with torch.no_grad():
+        torch.testing.assert_close(eval64(ours)(x), stock(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("args", C3K2_ARGS)
+def test_c3k2_bra_holds_stock_weights_and_starts_as_stock(args):
+    stock = eval64(randomize_bn_(C3k2(*args)))
+    ours = C3k2_BRA(*args, n_win=4, topk=2)
+    ours_sd, stock_sd = ours.state_dict(), stock.state_dict()
+    assert stock_sd.keys() <= ours_sd.keys()
+    assert all(ours_sd[key].shape == value.shape for key, value in stock_sd.items())
+    result = ours.load_state_dict(stock_sd, strict=False)
+    assert not result.unexpected_keys
+    assert result.missing_keys and all(key.startswith("bra.") for key in result.missing_keys)
+    ours, x = eval64(ours), image(args[0], 13, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), stock(x), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(ours.forward_split(x), stock.forward_split(x), rtol=1e-10, atol=1e-10)
+
+
+def test_c3k2_bra_refinement_changes_the_output_once_trained():
+    """The equality at init comes from the zero-initialised BRA branches, not from BRA being bypassed."""
+    stock = eval64(randomize_bn_(C3k2(64, 64, 1)))
+    ours = C3k2_BRA(64, 64, 1, n_win=4, topk=2)
+    ours.load_state_dict(stock.state_dict(), strict=False)
+    randomize_bn_(ours.bra, seed=1)
+    x = image(64, 12, 12)
+    with torch.no_grad():
+        assert (eval64(ours)(x) - stock(x)).abs().max() > 1e-3
+
+
+def test_c2psa_from_stock_converts_in_place():
+    stock = eval64(randomize_bn_(C2PSA(256, 256, 2)))
+    params = dict(stock.named_parameters())
+    x = image(256, 12, 12)
+    with torch.no_grad():
+        before = stock(x)
+        converted = C2PSA_BRA.from_stock(stock, n_win=4, topk=16)
+        after = converted(x)
+    assert converted is stock and type(converted) is C2PSA_BRA
+    assert all(type(block.attn) is BiLevelRoutingAttention for block in converted.m)
+    assert all((block.attn.n_win, block.attn.topk) == (4, 16) for block in converted.m)
+    assert dict(converted.named_parameters()).keys() == params.keys()
+    assert all(p is params[name] for name, p in converted.named_parameters())
+    torch.testing.assert_close(after, before, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("args", C3K2_ARGS)
+def test_c3k2_from_stock_converts_in_place(args):
+    stock = eval64(randomize_bn_(C3k2(*args)))
+    params = dict(stock.named_parameters())
+    x = image(args[0], 12, 12)
+    with torch.no_grad():
+        before = stock(x)
+        converted = eval64(C3k2_BRA.from_stock(stock, n_win=4, topk=2))
+        after = converted(x)
+    assert converted is stock and type(converted) is C3k2_BRA
+    converted_params = dict(converted.named_parameters())
+    assert params.keys() <= converted_params.keys() and all(converted_params[n] is p for n, p in params.items())
+    new = converted_params.keys() - params.keys()
+    assert new and all(name.startswith("bra.") for name in new)
+    torch.testing.assert_close(after, before, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "convert, stock",
+    [
+        pytest.param(C2PSA_BRA.from_stock, lambda: C2PSA(128, 128), id="C2PSA"),
+        pytest.param(C3k2_BRA.from_stock, lambda: C3k2(64, 64), id="C3k2"),
+    ],
+)
+@pytest.mark.parametrize("n_win, topk, pattern", [(0, 2, r"n_win.* 0$"), (4, 1.5, r"topk.* 1\.5$")])
+def test_from_stock_rejects_bad_args_and_leaves_module_stock(convert, stock, n_win, topk, pattern):
+    module = stock()
+    keys = module.state_dict().keys()
+    with pytest.raises(ValueError, match=pattern):
+        convert(module, n_win=n_win, topk=topk)
+    assert type(module) in (C2PSA, C3k2) and module.state_dict().keys() == keys
+
+
+@pytest.mark.parametrize("c", [64, 128])
+@pytest.mark.parametrize("height, width", [(1, 1), (7, 9), (3, 40), (13, 13), (20, 20)])
+def test_bra_preserves_shape(c, height, width):
+    block = randomize_bn_(BRA(c, n_win=7, topk=4))
+    x = torch.randn(2, c, height, width, requires_grad=True)
+    block.train()(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        out = block.eval()(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_bra_starts_as_identity():
+    x = image(128, 13, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(eval64(BRA(128, n_win=4, topk=2))(x), x, rtol=0, atol=0)
+        assert (eval64(randomize_bn_(BRA(128, n_win=4, topk=2)))(x) - x).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "build, pattern",
+    [
+        pytest.param(lambda: BRA(64, n_win=0), r"n_win.* 0$", id="BRA-n_win=0"),
+        pytest.param(lambda: BRA(64, topk=-1), r"topk.* -1$", id="BRA-topk=-1"),
+        pytest.param(lambda: BRA(64, topk=1.5), r"topk.* 1\.5$", id="BRA-topk=1.5"),
+        pytest.param(lambda: BRA(100, num_heads=3), r"dim=100.*num_heads=3", id="BRA-heads"),
+        pytest.param(lambda: C2PSA_BRA(128, 128, n_win=0), r"n_win.* 0$", id="C2PSA_BRA-n_win=0"),
+        pytest.param(lambda: C2PSA_BRA(128, 128, topk=-1), r"topk.* -1$", id="C2PSA_BRA-topk=-1"),
+        pytest.param(lambda: C2PSA_BRA(128, 128, topk=1.5), r"topk.* 1\.5$", id="C2PSA_BRA-topk=1.5"),
+        pytest.param(lambda: C2PSA_BRA(128, 64), r"c1=128.*c2=64", id="C2PSA_BRA-c1!=c2"),
+        pytest.param(lambda: C3k2_BRA(64, 64, n_win=0), r"n_win.* 0$", id="C3k2_BRA-n_win=0"),
+        pytest.param(lambda: C3k2_BRA(64, 64, topk=-1), r"topk.* -1$", id="C3k2_BRA-topk=-1"),
+        pytest.param(lambda: C3k2_BRA(64, 64, topk=1.5), r"topk.* 1\.5$", id="C3k2_BRA-topk=1.5"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, 2, n_win=0), r"n_win.* 0$", id="attn-n_win=0"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, 2, topk=1.5), r"topk.* 1\.5$", id="attn-topk=1.5"),
+        pytest.param(lambda: BiLevelRoutingAttention(100, num_heads=3), r"dim=100.*num_heads=3", id="attn-heads"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, num_heads=0), r"num_heads=0", id="attn-heads=0"),
+    ],
+)
+def test_invalid_args_raise_value_error_naming_the_value(build, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        build()
+
+
+def test_ultralytics_fuse_keeps_outputs():
+    """``BaseModel.fuse`` folds every BatchNorm into its conv and switches ``Conv`` to ``forward_fuse``."""
+    model = BaseModel()
+    model.model = nn.Sequential(
+        C3k2_BRA(64, 128, 1, n_win=4, topk=2), C2PSA_BRA(128, 128, 1, n_win=4, topk=2), BRA(128, n_win=3, topk=4)
+    )
+    model = eval64(randomize_bn_(model))
+    x = image(64, 13, 10)
+    with torch.no_grad():
+        before = model.model(x)
+        model.fuse(verbose=False)
+        after = model.model(x)
+    assert model.is_fused() and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
