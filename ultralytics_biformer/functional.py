@@ -15,6 +15,9 @@ Differences from the reference implementation, each for a reason:
   out so the result never depends on them.
 - Region descriptors and routing scores are computed in float32 whatever the input dtype, so fp16/bf16 inputs of
   large magnitude cannot overflow the routing.
+- While ``torch.jit.trace`` records the model (every ONNX, TorchScript and OpenVINO export of Ultralytics does) the
+  grid is computed with tensor arithmetic instead of Python ints, so that exported graphs stay exact at every input
+  size; see :func:`_traced_routing_attention`.
 """
 
 from __future__ import annotations
@@ -161,6 +164,12 @@ def _attend(q, k, v, mask, scale, fused):
     width (see ``_fused_widths``).
     """
     if not fused:
+        if q.dtype == torch.float16:
+            # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
+            # activations reach under AMP. Scores and softmax run in float32 for this dtype only (the fused kernels
+            # accumulate in float32 already); autocast is paused, or it would cast the matmuls back to fp16.
+            with torch.autocast(q.device.type, enabled=False):
+                return _attend(q.float(), k.float(), v.float(), mask, scale, False).to(v.dtype)
         scores = (q * scale) @ k.transpose(-1, -2)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -242,6 +251,8 @@ def routing_attention_heads(
     Returns:
         (torch.Tensor): ``(B, heads*dv, H, W)``.
     """
+    if torch.jit.is_tracing():  # an exporter is recording the graph: Python ints would freeze in it
+        return _traced_routing_attention(q, k, v, n_win, topk, scale, fused)
     batch, num_heads, dv = q.shape[0], q.shape[1], v.shape[2]
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
@@ -276,6 +287,85 @@ def routing_attention_heads(
             mask = real.index_select(0, routes.reshape(-1)).view(batch, 1, regions, 1, n_routed * tokens)
         out = _attend(q, gather(k), gather(v), mask, scale, fused)  # (B, heads, R, T, d)
     return _from_regions(out[..., :dv], grid)
+
+
+# Export path. Ultralytics exports ONNX (``dynamo=False``), TorchScript and OpenVINO by tracing. A tracer records
+# tensor operations only: the Python ints of ``region_grid``, the ``padded`` and ``n_routed == regions`` branches and
+# einops' reshapes above would be frozen at the example input's size, so a ``dynamic=True`` export would tile every
+# other input like the example and be silently wrong. While tracing, sizes read from ``.shape`` are 0-dim tensors that
+# the tracer follows; this path keeps them tensors end to end, so the graph computes the grid for each input itself.
+# It is the eager path's arithmetic, minus its size-dependent shortcuts: the real-token mask is always applied (it is
+# all True where nothing is padded), ``min(topk, regions)`` is a graph value, and the global shortcut is taken only
+# when ``topk >= n_win**2``, which covers every region at every size. Outputs equal the eager path's (tests check it).
+
+
+def _size(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """``t.shape[dim]`` as a 0-dim int64 tensor: traced while tracing, a constant otherwise."""
+    n = t.shape[dim]
+    return n if isinstance(n, torch.Tensor) else torch.tensor(n)
+
+
+def _traced_split(length: torch.Tensor, n_win: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_split_axis` in tensor arithmetic; ``ceil(a / b)`` is ``(a + b - 1) // b`` for positive ints."""
+    wanted = length.clamp(max=n_win)
+    region_len = (length + wanted - 1) // wanted
+    return (length + region_len - 1) // region_len, region_len
+
+
+def _traced_routing_attention(q, k, v, n_win, topk, scale=None, fused=None):
+    """:func:`routing_attention_heads` with every size a traced tensor; same inputs, same result.
+
+    ``fused=None`` means the explicit matmul-softmax path here: it exports to plain MatMul/Where/Softmax nodes that every
+    runtime runs, whatever the example size.
+    """
+    batch, num_heads, height, width = _size(q, 0), _size(q, 1), _size(q, 3), _size(q, 4)
+    rows, region_h = _traced_split(height, n_win)
+    cols, region_w = _traced_split(width, n_win)
+    regions, tokens = rows * cols, region_h * region_w
+    scale = q.shape[2] ** -0.5 if scale is None else scale
+    dv = _size(v, 2)
+
+    def to_regions(t):  # (B, heads, d, H, W) -> (B, heads, R, T, d), zero-padded to the grid
+        t = F.pad(t, (0, cols * region_w - width, 0, rows * region_h - height))
+        t = t.reshape(batch, num_heads, -1, rows, region_h, cols, region_w).permute(0, 1, 3, 5, 4, 6, 2)
+        return t.reshape(batch, num_heads, regions, tokens, -1)
+
+    q, k, v = to_regions(q), to_regions(k), to_regions(v)
+    ys = torch.arange(rows * region_h, device=q.device) < height
+    xs = torch.arange(cols * region_w, device=q.device) < width
+    real = (ys[:, None] & xs[None, :]).reshape(rows, region_h, cols, region_w).transpose(1, 2).reshape(regions, tokens)
+
+    with torch.no_grad():  # _route, with the region mean over the real tokens counted by the mask
+        counts = real.sum(-1, keepdim=True).float()
+        q_region = q.sum(3, dtype=torch.float32).transpose(1, 2).reshape(batch, regions, -1) / counts
+        k_region = k.sum(3, dtype=torch.float32).transpose(1, 2).reshape(batch, regions, -1) / counts
+        affinity = q_region @ k_region.transpose(-1, -2)
+        routes = affinity.topk(regions.clamp(max=topk), dim=-1).indices  # (B, R, K)
+
+    if fused:  # _fused_widths without a Python branch: a pad of 0 is a no-op
+        dk = _size(q, 4)
+        q, k = (F.pad(t, (0, (dv - dk).clamp(min=0))) for t in (q, k))
+        v = F.pad(v, (0, (dk - dv).clamp(min=0)))
+    if topk >= n_win * n_win:  # every region is routed to every region at every size: one global attention
+        q, k, v = (t.reshape(batch, num_heads, regions * tokens, -1) for t in (q, k, v))
+        out = _attend(q, k, v, real.reshape(1, 1, 1, -1), scale, fused).reshape(batch, num_heads, regions, tokens, -1)
+    else:
+        n_routed = _size(routes, 2)
+        head_offset = torch.arange(batch * num_heads, device=q.device).view(batch, num_heads, 1, 1) * regions
+        flat = (routes.unsqueeze(1) + head_offset).reshape(-1)
+
+        def gather(t):
+            t = t.reshape(batch * num_heads * regions, -1).index_select(0, flat)
+            return t.reshape(batch, num_heads, regions, n_routed * tokens, -1)
+
+        mask = real.index_select(0, routes.reshape(-1)).reshape(batch, 1, regions, 1, n_routed * tokens)
+        out = _attend(q, gather(k), gather(v), mask, scale, fused)
+    out = out[..., :dv].reshape(batch, num_heads, rows, cols, region_h, region_w, dv)
+    out = out.permute(0, 1, 6, 2, 4, 3, 5).reshape(batch, num_heads * dv, rows * region_h, cols * region_w)
+    # The reshape is a no-op on the values; it states the output's shape as (B, C, H, W) of the input, where the slice
+    # alone leaves it as min(H, rows * region_h): shape inference (onnxslim) cannot prove those equal and would
+    # carry the expression, and the cost of reasoning about it, through every later layer.
+    return out[..., :height, :width].reshape(batch, -1, height, width)
 
 
 def _check_inputs(q, k, v, num_heads, n_win, topk):

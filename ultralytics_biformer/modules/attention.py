@@ -60,7 +60,10 @@ class BiLevelRoutingAttention(Attention):
         """Apply routing attention to ``x`` of shape ``(B, dim, H, W)``."""
         B, C, H, W = x.shape
         q, k, v = self.qkv(x).view(B, self.num_heads, -1, H, W).split([self.key_dim, self.key_dim, self.head_dim], 2)
-        out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale)
+        # Ultralytics' exporter sets ``format = "coreml"`` on every Attention, ours included, and its own Attention then
+        # switches to scaled_dot_product_attention, which CoreML maps to its fused op: so do we. Same result either way.
+        fused = True if self.format == "coreml" else None
+        out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale, fused)
         return self.proj(out + self.pe(v.reshape(B, C, H, W)))
 
     def extra_repr(self) -> str:

@@ -1,0 +1,152 @@
+"""Distributed training: biformer detectors are DDP-safe, proven with two gloo processes on CPU.
+
+Ultralytics trains on several GPUs with torch DDP (``find_unused_parameters=True`` unless compiling). The test here is
+stricter: ``find_unused_parameters=False``, under which any parameter that gets no gradient makes DDP raise at the
+next step, and checks after each step that every parameter has a finite gradient and that the replicas' parameters
+are bit-identical.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from ultralytics_biformer import BRA, C2PSA_BRA, C3k2_BRA
+
+CONFIGS = ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml")
+STEPS = 3
+WORLD = 2
+
+
+def wake_branches(model: torch.nn.Module) -> None:
+    """A new BRA block is the identity (its branch-end BatchNorms are zero); give the branches weight."""
+    for block in model.modules():
+        if isinstance(block, BRA):
+            for branch_end in (block.pos, block.attn.proj, block.mlp[-1]):
+                torch.nn.init.uniform_(branch_end.bn.weight, 0.5, 1.5)
+
+
+def rank_batch(rank: int, step: int, n: int = 2, size: int = 64) -> dict:
+    """A different detection batch for every rank and step, in the trainer's format."""
+    g = torch.Generator().manual_seed(1000 * rank + step)
+    boxes = torch.rand(4, 4, generator=g) * 0.4 + torch.tensor([0.3, 0.3, 0.1, 0.1])
+    return {
+        "img": torch.rand(n, 3, size, size, generator=g),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        "cls": torch.randint(0, 2, (4, 1), generator=g).float(),
+        "bboxes": boxes,
+    }
+
+
+def _worker(rank: int, init_file: str, out_dir: str, cfg: str) -> None:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        from ultralytics.cfg import get_cfg
+        from ultralytics.nn.tasks import DetectionModel
+
+        import ultralytics_biformer  # noqa: F401  (explicit, whatever the autoload setting of the CI)
+
+        torch.manual_seed(rank)  # different initial weights per rank on purpose: DDP must broadcast rank 0's
+        model = DetectionModel(cfg, nc=2, verbose=False)
+        model.args = get_cfg()
+        wake_branches(model)
+        model.train()
+        ddp = DistributedDataParallel(model, find_unused_parameters=False)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
+        report = {"missing": [], "nonfinite": [], "losses": [], "grad_checksums": []}
+        for step in range(STEPS):
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = ddp(rank_batch(rank, step))
+            loss.sum().backward()
+            named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            report["missing"] += [f"step {step}: {n}" for n, p in named if p.grad is None]
+            report["nonfinite"] += [
+                f"step {step}: {n}" for n, p in named if p.grad is not None and not p.grad.isfinite().all()
+            ]
+            report["losses"].append(loss.sum().item())
+            report["grad_checksums"].append(sum(p.grad.double().sum().item() for _, p in named if p.grad is not None))
+            optimizer.step()
+        report["params"] = torch.cat([p.detach().flatten() for p in model.parameters()])
+        report["ours"] = sorted(
+            {n.split(".")[1] for n, m in model.named_modules() if isinstance(m, (BRA, C2PSA_BRA, C3k2_BRA))}
+        )
+        report["n_params"] = sum(1 for p in model.parameters() if p.requires_grad)
+        torch.save(report, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_ddp_two_gloo_processes(tmp_path, cfg):
+    """Every parameter of a biformer detector gets a gradient on every step under DDP, and the replicas stay equal."""
+    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path), cfg), nprocs=WORLD, join=True)
+    reports = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    for rank, report in enumerate(reports):
+        assert report["ours"], "the model has no biformer blocks"
+        assert not report["missing"], f"rank {rank}: parameters without gradient: {report['missing'][:10]}"
+        assert not report["nonfinite"], f"rank {rank}: non-finite gradients: {report['nonfinite'][:10]}"
+        assert all(torch.isfinite(torch.tensor(report["losses"])))
+    a, b = reports
+    assert a["losses"] != b["losses"], "both ranks saw the same data: the test would not show gradient averaging"
+    assert a["grad_checksums"] == b["grad_checksums"], "all-reduced gradients differ between ranks"
+    assert torch.equal(a["params"], b["params"]), "replicas diverged"
+
+
+def test_sync_batchnorm_conversion():
+    """convert_sync_batchnorm reaches the BatchNorms inside our blocks, keeps every state-dict key, and the converted
+    model computes what the original does (eval; SyncBatchNorm's training forward needs CUDA, see the test below)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False)
+    wake_branches(model)
+    model.eval()
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False))
+    synced.load_state_dict(model.state_dict())
+    synced.eval()
+    assert not [n for n, m in synced.named_modules() if type(m) is torch.nn.BatchNorm2d]
+    inside_ours = [
+        m
+        for block in synced.modules()
+        if isinstance(block, (BRA, C2PSA_BRA, C3k2_BRA))
+        for m in block.modules()
+        if isinstance(m, torch.nn.SyncBatchNorm)
+    ]
+    assert inside_ours, "no SyncBatchNorm inside the biformer blocks"
+    assert synced.state_dict().keys() == model.state_dict().keys()
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(synced(x)[0], model(x)[0])
+
+
+def _sync_bn_worker(rank: int, init_file: str) -> None:
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    dist.init_process_group("nccl", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        torch.cuda.set_device(rank)
+        model = DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False)
+        model.args = get_cfg()
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).cuda().train()
+        ddp = DistributedDataParallel(model, device_ids=[rank], find_unused_parameters=False)
+        for step in range(2):
+            batch = {k: v.cuda() for k, v in rank_batch(rank, step).items()}
+            loss, _ = ddp(batch)
+            loss.sum().backward()
+        assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters() if p.requires_grad)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < WORLD, reason=f"needs {WORLD} CUDA devices")
+def test_sync_batchnorm_ddp_training_on_cuda(tmp_path):
+    mp.spawn(_sync_bn_worker, args=(str(tmp_path / "init"),), nprocs=WORLD, join=True)
