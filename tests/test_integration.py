@@ -127,9 +127,10 @@ def test_bad_rows_name_the_layer_and_value(row, message):
 
 
 def test_heads_must_divide_channels():
+    """Stock C2PSA would build and only fail at run time; ours says at build time which layer is wrong and why."""
     cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
-    cfg["backbone"][10] = [-1, 1, "C2PSA_BRA", [1024, 2, 2, 0.75]]  # wrong arity for C2PSA_BRA: e given after topk
-    with pytest.raises(ValueError, match="layer 10"):
+    cfg["backbone"][10] = [-1, 1, "C2PSA_BRA", [1024, 0.78125, 2, 2]]  # 256 channels * e = 200 hidden, 3 heads
+    with pytest.raises(ValueError, match=r"layer 10 \(C2PSA_BRA\): dim=200 must be divisible by num_heads=3"):
         build(cfg)
 
 

@@ -457,8 +457,8 @@ def test_bad_yaml_row_is_a_clear_error(tmp_path, case):
     assert named in str(info.value)
 
 
-# Rows whose stock part is wrong currently fail inside Ultralytics' constructors or, for a non-bool c3k, build a
-# different model silently. integration._split_row should check the stock part of our rows too (see the report).
+# Rows whose stock part is wrong would fail inside Ultralytics' constructors or, for a non-bool c3k, build a different
+# model silently: the integration checks the stock part of our rows too.
 BAD_STOCK_PARTS = {
     "C3k2_BRA too many stock args": (
         "yolo11-biformer.yaml",
@@ -476,7 +476,6 @@ BAD_STOCK_PARTS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="needs stock-argument checks in integration._split_row (reported)")
 @pytest.mark.parametrize("case", list(BAD_STOCK_PARTS))
 def test_bad_stock_part_of_our_row_is_a_clear_error(tmp_path, case):
     cfg, old, new = BAD_STOCK_PARTS[case]

@@ -58,13 +58,6 @@ _TWINS = {
     "C3k2_BRA": ("C3k2", C3k2_BRA.from_stock),
     "BRA": ("Conv", _bra_from_conv),
 }
-_ROW_FORMS = {
-    "C2PSA_BRA": "[c2, n_win, topk] or [c2, e, n_win, topk]",
-    "C3k2_BRA": "[c2, <C3k2's optional args>, n_win, topk]",
-    "BRA": "[c2, n_win, topk]",
-}
-
-
 def _supported_ultralytics():
     from packaging.requirements import Requirement
 
@@ -86,17 +79,48 @@ def _check_version():
         )
 
 
-def _split_row(i: int, name: str, args: list) -> tuple[list, int, int]:
-    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating both."""
-    form = f"{name} rows take {_ROW_FORMS[name]}"
-    if not isinstance(args, list) or len(args) < 2:
-        raise ValueError(f"model YAML layer {i} ({name}): got args {args!r}; {form}")
+def _positive_int(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+def _positive_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+
+
+# Our YAML name -> (the accepted form of its args, checks of the stock part: each position's name and test).
+_ROWS = {
+    "C2PSA_BRA": ("[c2, n_win, topk] or [c2, e, n_win, topk]", (("c2", _positive_int), ("e", _positive_number))),
+    "C3k2_BRA": (
+        "[c2, c3k, e, attn, g, shortcut, n_win, topk], all but c2, n_win and topk optional",
+        (
+            ("c2", _positive_int),
+            ("c3k", lambda x: isinstance(x, bool)),
+            ("e", _positive_number),
+            ("attn", lambda x: isinstance(x, bool)),
+            ("g", _positive_int),
+            ("shortcut", lambda x: isinstance(x, bool)),
+        ),
+    ),
+    "BRA": ("[c2, n_win, topk]", (("c2", _positive_int),)),
+}
+
+
+def _split_row(i: int, name: str, args) -> tuple[list, int, int]:
+    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating every one of them."""
+    form, stock_checks = _ROWS[name]
+
+    def fail(problem):
+        return ValueError(f"model YAML layer {i} ({name}): {problem}; {name} rows take {form}")
+
+    if not isinstance(args, list) or not 3 <= len(args) <= len(stock_checks) + 2:
+        raise fail(f"got args {args!r}")
     *stock_args, n_win, topk = args
-    if not stock_args or name == "BRA" and len(stock_args) != 1:
-        raise ValueError(f"model YAML layer {i} ({name}): got args {args!r}; {form}")
+    for value, (key, ok) in zip(stock_args, stock_checks):
+        if not ok(value):
+            raise fail(f"{key} is {value!r}")
     for key, value in (("n_win", n_win), ("topk", topk)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"model YAML layer {i} ({name}): {key} must be a positive integer, got {value!r}; {form}")
+        if not _positive_int(value):
+            raise fail(f"{key} must be a positive integer, got {value!r}")
     return stock_args, n_win, topk
 
 

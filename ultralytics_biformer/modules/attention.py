@@ -10,6 +10,11 @@ from ..functional import check_routing_args, routing_attention_heads
 __all__ = ["BiLevelRoutingAttention"]
 
 
+def _check_heads(dim: int, num_heads) -> None:
+    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1 or dim % num_heads:
+        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads!r}, a positive integer")
+
+
 class BiLevelRoutingAttention(Attention):
     """Multi-head bi-level routing attention with a depthwise local-context term, NCHW in and out.
 
@@ -38,8 +43,7 @@ class BiLevelRoutingAttention(Attention):
     """
 
     def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
-        if not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads} (a positive integer)")
+        _check_heads(dim, num_heads)
         super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
         self._set_routing(n_win, topk)
 
@@ -52,6 +56,7 @@ class BiLevelRoutingAttention(Attention):
         """Turn a stock ``Attention`` into routing attention in place, keeping its parameters and their names."""
         if type(attn) is not Attention:
             raise TypeError(f"expected an ultralytics Attention, got {type(attn).__name__}")
+        _check_heads(attn.proj.conv.out_channels, attn.num_heads)  # stock Attention would fail only at run time
         attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
         attn._set_routing(n_win, topk)
         return attn
@@ -62,7 +67,7 @@ class BiLevelRoutingAttention(Attention):
         q, k, v = self.qkv(x).view(B, self.num_heads, -1, H, W).split([self.key_dim, self.key_dim, self.head_dim], 2)
         # Ultralytics' exporter sets ``format = "coreml"`` on every Attention, ours included, and its own Attention then
         # switches to scaled_dot_product_attention, which CoreML maps to its fused op: so do we. Same result either way.
-        fused = True if self.format == "coreml" else None
+        fused = True if getattr(self, "format", None) == "coreml" else None  # no `format` before ultralytics 8.4.x
         out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale, fused)
         return self.proj(out + self.pe(v.reshape(B, C, H, W)))
 
