@@ -156,6 +156,9 @@ def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, topk: int) -> tor
 # 2-core x86 CPU, torch 2.14).
 FUSED_MIN_SCORES = 1 << 22
 
+# Without autograd, routed keys and values are gathered for this many bytes of query regions at a time.
+GATHER_BLOCK_BYTES = 16 << 20
+
 
 def _attend(q, k, v, mask, scale, fused):
     """Softmax attention over the last two dims of ``(..., tokens, dim)`` tensors.
@@ -182,6 +185,15 @@ def _attend(q, k, v, mask, scale, fused):
     q, k, v = (t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return out.view(*lead, *out.shape[-2:])
+
+
+def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Regions ``index`` (rows x K) of ``t`` (regions x T x d), concatenated per row: ``(rows, K*T, d)``.
+
+    Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, twice as fast as 3-D.
+    """
+    rows = t.reshape(len(t), -1).index_select(0, index.reshape(-1))
+    return rows.view(len(index), -1, t.shape[-1])
 
 
 def _fused_widths(q, k, v):
@@ -276,16 +288,31 @@ def routing_attention_heads(
         # Flat index into the (B*heads*R) axis of the region-partitioned k and v: one index_select fetches every
         # routed region for every head, and its backward is a single index_add.
         head_offset = torch.arange(batch * num_heads, device=q.device).view(batch, num_heads, 1, 1) * regions
-        flat = (routes.unsqueeze(1) + head_offset).reshape(-1)  # (B*heads*R*K,)
-
-        def gather(t):  # rows of whole regions: a 2-D index_select is a plain row copy, twice as fast as 3-D
-            t = t.reshape(batch * num_heads * regions, -1).index_select(0, flat)
-            return t.view(batch, num_heads, regions, n_routed * tokens, -1)
-
+        flat = (routes.unsqueeze(1) + head_offset).reshape(-1, n_routed)  # (B*heads*R, K)
+        q, k, v = (t.reshape(batch * num_heads * regions, tokens, -1) for t in (q, k, v))  # one row per region
         mask = None
         if real is not None:
-            mask = real.index_select(0, routes.reshape(-1)).view(batch, 1, regions, 1, n_routed * tokens)
-        out = _attend(q, gather(k), gather(v), mask, scale, fused)  # (B, heads, R, T, d)
+            mask = real.index_select(0, routes.reshape(-1)).view(batch, 1, regions, n_routed * tokens)
+            mask = mask.expand(batch, num_heads, regions, -1).reshape(-1, 1, n_routed * tokens)
+        # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks
+        # and only one block's routed keys and values exist at a time; with autograd the backward needs them all.
+        rows_per_block = len(q)
+        if not torch.is_grad_enabled() or not (q.requires_grad or k.requires_grad or v.requires_grad):
+            bytes_per_row = n_routed * tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
+            rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
+        out = torch.cat(
+            [
+                _attend(
+                    q[i : i + rows_per_block],
+                    _gather_rows(k, flat[i : i + rows_per_block]),
+                    _gather_rows(v, flat[i : i + rows_per_block]),
+                    None if mask is None else mask[i : i + rows_per_block],
+                    scale,
+                    fused,
+                )
+                for i in range(0, len(q), rows_per_block)
+            ]
+        ).view(batch, num_heads, regions, tokens, -1)
     return _from_regions(out[..., :dv], grid)
 
 
@@ -374,7 +401,7 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
             "q and k must share one shape (B, heads*dk, H, W) and v must be (B, heads*dv, H, W); "
             f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
-    if not isinstance(num_heads, int) or num_heads < 1:
+    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
         raise ValueError(f"num_heads must be a positive integer, got {num_heads!r}")
     if q.shape[1] % num_heads or v.shape[1] % num_heads:
         raise ValueError(f"channels of q ({q.shape[1]}) and v ({v.shape[1]}) must be divisible by num_heads={num_heads}")
