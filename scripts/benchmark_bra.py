@@ -356,8 +356,8 @@ def markdown_report(rows: list[dict], checks: list[str], args, elapsed: float, l
             f"{torch.get_num_threads()} intra-op threads, Python {platform.python_version()}"
         ),
         (
-            f"- 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end on {os.cpu_count()} CPUs "
-            "(above the CPU count, other processes competed for them)"
+            f"- 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end on {os.cpu_count()} CPUs"
+            + (" (above the CPU count: other processes competed for them)" if max(load) > os.cpu_count() else "")
         ),
         (
             f"- times: best of up to {args.repeats} interleaved runs (medians in the CSV) after {args.warmup} "
