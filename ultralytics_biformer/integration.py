@@ -11,6 +11,10 @@
 - ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
   working directory, unless a file of that name exists locally.
 
+Separately, :func:`use_local_fonts` (called only by this package's own commands, never by ``register()``) points
+Ultralytics' ``check_font`` at fonts on disk, because it otherwise downloads Arial for every dataset check and plot,
+even with ``YOLO_OFFLINE=1``.
+
 It relies on the parser's signature ``parse_model(d, ch, verbose)``, on it printing one log row per layer, and on
 ``yaml_model_load`` calling ``check_yaml`` through the module. ``register()`` checks the Ultralytics version against the
 range this package declares and raises instead of patching anything it was not made for.
@@ -31,7 +35,7 @@ from ultralytics.nn.modules.conv import Conv
 
 from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 
-__all__ = ["config_dir", "is_registered", "register", "unregister"]
+__all__ = ["config_dir", "is_registered", "register", "unregister", "use_local_fonts"]
 
 DIST_NAME = "ultralytics-biformer"
 _MODULES = (BRA, C2PSA_BRA, C3k2_BRA, BiLevelRoutingAttention)
@@ -238,3 +242,28 @@ def unregister() -> None:
 def is_registered() -> bool:
     """Whether :func:`register` is in effect."""
     return bool(_stock)
+
+
+def local_font(font: str = "Arial.ttf") -> Path:
+    """``check_font`` without downloads: ``font`` if it is on disk, else matplotlib's bundled DejaVu Sans."""
+    import os
+
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    name = Path(font).name
+    if (USER_CONFIG_DIR / name).exists():
+        return USER_CONFIG_DIR / name
+    matches = [f.fname for f in font_manager.fontManager.ttflist if name in f.fname and os.path.exists(f.fname)]
+    return Path(matches[0] if matches else font_manager.findfont("DejaVu Sans", fallback_to_default=True))
+
+
+def use_local_fonts() -> None:
+    """Make every Ultralytics font lookup (dataset checks, plots) local-only; idempotent."""
+    import ultralytics.data.utils as data_utils
+    from ultralytics.utils import checks, plotting
+
+    for module in (checks, data_utils, plotting):
+        if not hasattr(module, "check_font"):
+            raise RuntimeError(f"{module.__name__}.check_font is missing: this Ultralytics is not supported")
+        module.check_font = local_font
