@@ -157,7 +157,7 @@ def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, topk: int) -> tor
 FUSED_MIN_SCORES = 1 << 22
 
 # Without autograd, routed keys and values are gathered for this many bytes of query regions at a time.
-GATHER_BLOCK_BYTES = 8 << 20
+GATHER_BLOCK_BYTES = 16 << 20
 
 
 def _attend(q, k, v, mask, scale, fused):
@@ -273,15 +273,8 @@ def routing_attention_heads(
     real = _real_token_mask(grid, q.device) if grid.padded else None  # (R, T)
     routes = _route(q, k, grid, topk)  # (B, R, K)
     n_routed = routes.shape[-1]
-    query_regions = batch * num_heads * regions
-    # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks and
-    # only one block's routed keys and values exist at a time; with autograd the backward needs them all.
-    rows_per_block = query_regions
-    if n_routed < regions and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
-        bytes_per_row = n_routed * tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
-        rows_per_block = min(query_regions, max(1, GATHER_BLOCK_BYTES // bytes_per_row))
-    if fused is None:  # by the scores one attention call holds
-        fused = q.is_cuda or rows_per_block * tokens * n_routed * tokens >= FUSED_MIN_SCORES
+    if fused is None:
+        fused = q.is_cuda or q.shape[:3].numel() * tokens * n_routed * tokens >= FUSED_MIN_SCORES
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before the gather, which multiplies k and v by K
 
@@ -301,6 +294,12 @@ def routing_attention_heads(
         if real is not None:
             mask = real.index_select(0, routes.reshape(-1)).view(batch, 1, regions, n_routed * tokens)
             mask = mask.expand(batch, num_heads, regions, -1).reshape(-1, 1, n_routed * tokens)
+        # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks
+        # and only one block's routed keys and values exist at a time; with autograd the backward needs them all.
+        rows_per_block = len(q)
+        if not torch.is_grad_enabled() or not (q.requires_grad or k.requires_grad or v.requires_grad):
+            bytes_per_row = n_routed * tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
+            rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
         out = torch.cat(
             [
                 _attend(
