@@ -194,6 +194,16 @@ def predict(model, name: str, **kwargs):
     return model.predict(ASSETS / name, conf=CONF, iou=IOU, max_det=10_000, verbose=False, **kwargs)[0]
 
 
+def assert_predictions_match(checkpoint, exported_model, label: str, imgsz: int, rect: bool) -> None:
+    """``YOLO(exported_model).predict`` finds the detections PyTorch finds, on every asset image, and finds some."""
+    got_model, pt_model = YOLO(exported_model, task="detect"), YOLO(checkpoint)
+    compared = 0
+    for name in IMAGES:
+        ref, got = (predict(m, name, imgsz=imgsz, rect=rect) for m in (pt_model, got_model))
+        compared += assert_detections_match(ref, got, f"{label} {name}")
+    assert compared > 0, "no detections to compare"
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The export path in PyTorch
 # ---------------------------------------------------------------------------------------------------------------------
@@ -278,16 +288,12 @@ def test_onnx_static_parity_at_640(checkpoint, reference, reference64, tmp_path)
 
     f = exported(checkpoint, tmp_path, format="onnx", imgsz=640, simplify=True)
     session = ort.InferenceSession(f, providers=["CPUExecutionProvider"])
-    onnx_model, pt_model = YOLO(f, task="detect"), YOLO(checkpoint)
-    compared = 0
     for name in IMAGES:
         x = letterboxed(name, (640, 640))
         assert_raw_parity(
             reference, reference64, lambda x: session.run(None, {"images": x.numpy()})[0], x, f"ONNX static 640 {name}"
         )
-        ref, got = predict(pt_model, name, imgsz=640, rect=False), predict(onnx_model, name, imgsz=640)
-        compared += assert_detections_match(ref, got, f"ONNX static 640 {name}")
-    assert compared > 0, "no detections to compare"
+    assert_predictions_match(checkpoint, f, "ONNX static 640", imgsz=640, rect=False)
 
 
 def test_onnx_dynamic_parity(checkpoint, reference, reference64, tmp_path):
@@ -314,12 +320,7 @@ def test_onnx_dynamic_parity(checkpoint, reference, reference64, tmp_path):
     batch = torch.cat([letterboxed(name, (256, 416)) for name in IMAGES])
     assert_raw_parity(reference, reference64, run, batch, "ONNX dynamic batch 2")
 
-    onnx_model, pt_model = YOLO(f, task="detect"), YOLO(checkpoint)
-    compared = 0
-    for name in IMAGES:
-        ref, got = predict(pt_model, name, imgsz=320, rect=True), predict(onnx_model, name, imgsz=320, rect=True)
-        compared += assert_detections_match(ref, got, f"ONNX dynamic rect {name}")
-    assert compared > 0, "no detections to compare"
+    assert_predictions_match(checkpoint, f, "ONNX dynamic rect", imgsz=320, rect=True)
 
 
 def test_onnx_half(checkpoint, reference, tmp_path):
@@ -369,12 +370,7 @@ def test_torchscript_parity(checkpoint, reference, reference64, tmp_path):
 
     for name in IMAGES:
         assert_raw_parity(reference, reference64, run, letterboxed(name, (320, 320)), f"TorchScript 320 {name}")
-    ts_model, pt_model = YOLO(f, task="detect"), YOLO(checkpoint)
-    compared = 0
-    for name in IMAGES:
-        ref, got = predict(pt_model, name, imgsz=320, rect=False), predict(ts_model, name, imgsz=320)
-        compared += assert_detections_match(ref, got, f"TorchScript {name}")
-    assert compared > 0, "no detections to compare"
+    assert_predictions_match(checkpoint, f, "TorchScript", imgsz=320, rect=False)
 
 
 @pytest.fixture
@@ -408,9 +404,4 @@ def test_openvino_parity(checkpoint, reference, reference64, tmp_path, openvino_
             assert_raw_parity(
                 reference, reference64, run, letterboxed(name, (256, 416)), f"OpenVINO {kind} 256x416 {name}"
             )
-    ov_model, pt_model = YOLO(d, task="detect"), YOLO(checkpoint)
-    compared = 0
-    for name in IMAGES:
-        ref, got = predict(pt_model, name, imgsz=320, rect=dynamic), predict(ov_model, name, imgsz=320, rect=dynamic)
-        compared += assert_detections_match(ref, got, f"OpenVINO {kind} {name}")
-    assert compared > 0, "no detections to compare"
+    assert_predictions_match(checkpoint, d, f"OpenVINO {kind}", imgsz=320, rect=dynamic)
