@@ -157,14 +157,13 @@ class C3k2_BRA(C3k2):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """C3k2's forward with the last inner branch refined by BRA before ``cv2`` fuses the branches."""
-        y = list(self.cv1(x).chunk(2, 1))
-        y.extend(m(y[-1]) for m in self.m)
-        y[-1] = self.bra(y[-1])
-        return self.cv2(torch.cat(y, 1))
+        return self._branches(list(self.cv1(x).chunk(2, 1)))
 
     def forward_split(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with ``split()`` instead of ``chunk()``, as stock C3k2 offers for export."""
-        y = list(self.cv1(x).split((self.c, self.c), 1))
+        return self._branches(list(self.cv1(x).split((self.c, self.c), 1)))
+
+    def _branches(self, y: list[torch.Tensor]) -> torch.Tensor:
         y.extend(m(y[-1]) for m in self.m)
         y[-1] = self.bra(y[-1])
         return self.cv2(torch.cat(y, 1))
