@@ -96,6 +96,30 @@ def test_ablation_configs():
     assert [k for k in stock_tensors_missing(stock, neck) if not k.startswith("model.23.")] == []
 
 
+def test_yaml_layer_scale_key_reaches_every_new_bra_block_only():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))  # C3k2_BRA rows, plus a standalone BRA row:
+    cfg["head"].insert(len(cfg["head"]) - 1, [-1, 1, "BRA", [1024, 2, 2]])
+    cfg["head"][-1][0] = [16, 19, 23]
+    cfg["bra_layer_scale"] = 0.25
+    model = build(cfg)
+    blocks = [m for m in model.modules() if isinstance(m, BRA)]
+    assert len(blocks) == 4
+    gains = {float(w) for b in blocks for end in (b.pos, b.attn.proj, b.mlp[-1]) for w in end.bn.weight}
+    assert gains == {0.25}
+    default = build("yolo11n-biformer.yaml")
+    assert {float(w) for m in default.modules() if isinstance(m, BRA) for w in m.mlp[-1].bn.weight} == {0.0}
+    stock_psa_gains = {float(w) for w in default.model[10].m[0].attn.proj.bn.weight}
+    assert stock_psa_gains == {1.0}  # C2PSA_BRA's branches are stock ones: the key does not touch them
+
+
+@pytest.mark.parametrize("value", [-0.5, 1.5, "small", True])
+def test_yaml_layer_scale_key_rejects_bad_values(value):
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
+    cfg["bra_layer_scale"] = value
+    with pytest.raises(ValueError, match=rf"bra_layer_scale: layer_scale must be a number from 0 to 1, got {value!r}"):
+        build(cfg)
+
+
 def test_standalone_bra_row_repeats_scale_with_depth():
     cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
     cfg["head"].insert(len(cfg["head"]) - 1, [-1, 4, "BRA", [1024, 2, 2]])  # after layer 22: n=4 * depth 0.5 -> 2

@@ -182,9 +182,23 @@ def test_bra_starts_as_identity():
         assert (eval64(randomize_bn_(BRA(128, n_win=4, topk=2)))(x) - x).abs().max() > 1e-3
 
 
+def test_bra_layer_scale_starts_every_residual_branch_at_that_gain():
+    block = BRA(64, n_win=4, topk=2, layer_scale=0.1)
+    ends = [block.pos.bn.weight, block.attn.proj.bn.weight, block.mlp[-1].bn.weight]
+    assert all(torch.equal(w, torch.full_like(w, 0.1)) for w in ends)
+    x = image(64, 12, 12)
+    with torch.no_grad():
+        assert (eval64(block)(x) - x).abs().max() > 1e-3  # no longer the identity
+    refined = C3k2_BRA(64, 64, layer_scale=0.1).bra
+    assert torch.equal(refined.mlp[-1].bn.weight, torch.full_like(refined.mlp[-1].bn.weight, 0.1))
+
+
 @pytest.mark.parametrize(
     "build, pattern",
     [
+        pytest.param(lambda: BRA(64, layer_scale=-0.1), r"layer_scale.* -0\.1$", id="BRA-layer_scale<0"),
+        pytest.param(lambda: BRA(64, layer_scale=True), r"layer_scale.* True$", id="BRA-layer_scale=True"),
+        pytest.param(lambda: C3k2_BRA(64, 64, layer_scale=2), r"layer_scale.* 2$", id="C3k2_BRA-layer_scale=2"),
         pytest.param(lambda: BRA(64, n_win=0), r"n_win.* 0$", id="BRA-n_win=0"),
         pytest.param(lambda: BRA(64, topk=-1), r"topk.* -1$", id="BRA-topk=-1"),
         pytest.param(lambda: BRA(64, topk=1.5), r"topk.* 1\.5$", id="BRA-topk=1.5"),

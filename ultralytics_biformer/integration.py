@@ -7,7 +7,8 @@
   channels, width scaling, ``max_channels`` caps, depth-scaled repeats and the per-scale C3k2 flags. The built twins
   are then turned into our blocks in place. A YAML row of ours is its twin's row with ``n_win, topk`` appended, e.g.
   ``[-1, 2, C2PSA_BRA, [1024, 2, 2]]``; ``BRA`` rows are ``[c2, n_win, topk]`` with c2 scaled like any stock row's
-  and required to equal the incoming channels, since BRA preserves them.
+  and required to equal the incoming channels, since BRA preserves them. An optional top-level key
+  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero.
 - ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
   working directory, unless a file of that name exists locally.
 
@@ -34,6 +35,7 @@ import torch.nn as nn
 from ultralytics.nn.modules.conv import Conv
 
 from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
+from .modules.blocks import check_layer_scale
 
 __all__ = ["config_dir", "is_registered", "register", "unregister", "use_local_fonts"]
 
@@ -49,11 +51,11 @@ def config_dir() -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "cfg"
 
 
-def _bra_from_conv(conv: Conv, *, n_win: int, topk: int) -> BRA:
+def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0) -> BRA:
     c1, c2 = conv.conv.in_channels, conv.conv.out_channels
     if c1 != c2:
         raise ValueError(f"BRA preserves channels, but its input has {c1} and the row asks for {c2} (after width scaling)")
-    return BRA(c1, n_win=n_win, topk=topk)
+    return BRA(c1, n_win=n_win, topk=topk, layer_scale=layer_scale)
 
 
 # Our YAML name -> (the stock row name whose bookkeeping it borrows, the conversion of the built twin).
@@ -62,6 +64,10 @@ _TWINS = {
     "C3k2_BRA": ("C3k2", C3k2_BRA.from_stock),
     "BRA": ("Conv", _bra_from_conv),
 }
+_ADDS_BRA_BLOCKS = {"C3k2_BRA", "BRA"}  # rows whose conversion creates new BRA blocks, which take ``layer_scale``
+
+# Optional top-level model-YAML key: the initial gain of every new BRA block's residual branches (see ``BRA``).
+LAYER_SCALE_KEY = "bra_layer_scale"
 def _supported_ultralytics():
     from packaging.requirements import Requirement
 
@@ -156,6 +162,11 @@ def _parse_model(d, ch, verbose=True):
     if not ours:
         return parse(d, ch, verbose)
 
+    layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
+    try:
+        check_layer_scale(layer_scale)
+    except ValueError as e:
+        raise ValueError(f"model YAML key {LAYER_SCALE_KEY}: {e}") from None
     d = copy.copy(d)
     d["backbone"], d["head"] = list(d["backbone"]), list(d["head"])
     conversions = {}
@@ -172,12 +183,13 @@ def _parse_model(d, ch, verbose=True):
     for i, (name, convert, n_win, topk) in conversions.items():
         stock = model[i]
         stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
+        routing = {"n_win": n_win, "topk": topk, **({"layer_scale": layer_scale} if name in _ADDS_BRA_BLOCKS else {})}
         try:
             repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
             layer = (
-                nn.Sequential(*(convert(m, n_win=n_win, topk=topk) for m in repeats))
+                nn.Sequential(*(convert(m, **routing) for m in repeats))
                 if repeats is not None
-                else convert(stock, n_win=n_win, topk=topk)
+                else convert(stock, **routing)
             )
         except (ValueError, TypeError) as e:
             raise ValueError(f"model YAML layer {i} ({name}): {e}") from e

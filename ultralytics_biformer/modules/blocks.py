@@ -15,7 +15,13 @@ from ultralytics.nn.modules.conv import Conv
 from ..functional import check_routing_args
 from .attention import BiLevelRoutingAttention
 
-__all__ = ["BRA", "C2PSA_BRA", "C3k2_BRA"]
+__all__ = ["BRA", "C2PSA_BRA", "C3k2_BRA", "check_layer_scale"]
+
+
+def check_layer_scale(layer_scale) -> None:
+    """Raise a ValueError unless ``layer_scale`` is a real number in [0, 1]."""
+    if not isinstance(layer_scale, (int, float)) or isinstance(layer_scale, bool) or not 0 <= layer_scale <= 1:
+        raise ValueError(f"layer_scale must be a number from 0 to 1, got {layer_scale!r}")
 
 
 class BRA(nn.Module):
@@ -27,7 +33,9 @@ class BRA(nn.Module):
     folds it into the preceding convolution, so at inference it costs nothing, needs no NCHW/NHWC permutes, and exports
     as plain convolutions to every format; LayerNorm could do none of that. The last BatchNorm of each residual branch
     starts at zero, so a freshly inserted block is the identity and a model that gains BRA blocks starts from the
-    outputs of the pretrained stock model it was initialised from.
+    outputs of the pretrained stock model it was initialised from. ``layer_scale`` > 0 starts those BatchNorm weights
+at that value instead: BatchNorm's affine weight closing a residual branch is exactly a learnable per-channel layer
+scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at ``fuse()``.
 
     Args:
         c (int): Input and output channels.
@@ -35,6 +43,7 @@ class BRA(nn.Module):
         topk (int): Key regions each query region attends to.
         num_heads (int, optional): Attention heads; ``max(c // 64, 1)`` (YOLO11's rule) when None.
         mlp_ratio (float): MLP hidden width relative to ``c``.
+        layer_scale (float): Initial gain of each residual branch; 0 (default) makes a new block the identity.
 
     Examples:
         >>> block = BRA(64, n_win=8, topk=4)
@@ -42,15 +51,24 @@ class BRA(nn.Module):
         torch.Size([2, 64, 80, 80])
     """
 
-    def __init__(self, c: int, n_win: int = 7, topk: int = 4, num_heads: int | None = None, mlp_ratio: float = 2.0):
+    def __init__(
+        self,
+        c: int,
+        n_win: int = 7,
+        topk: int = 4,
+        num_heads: int | None = None,
+        mlp_ratio: float = 2.0,
+        layer_scale: float = 0.0,
+    ):
         super().__init__()
+        check_layer_scale(layer_scale)
         num_heads = max(c // 64, 1) if num_heads is None else num_heads
         hidden = int(c * mlp_ratio)
         self.pos = Conv(c, c, 3, g=c, act=False)
         self.attn = BiLevelRoutingAttention(c, num_heads=num_heads, attn_ratio=0.5, n_win=n_win, topk=topk)
         self.mlp = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
         for branch_end in (self.pos, self.attn.proj, self.mlp[-1]):
-            nn.init.zeros_(branch_end.bn.weight)
+            nn.init.constant_(branch_end.bn.weight, layer_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Refine ``x`` of shape ``(B, c, H, W)``; the shape is preserved."""
@@ -120,6 +138,7 @@ class C3k2_BRA(C3k2):
         shortcut (bool): Residual connections in the inner blocks.
         n_win (int): Regions per axis for the BRA refinement.
         topk (int): Key regions each query region attends to.
+        layer_scale (float): Initial gain of the BRA block's residual branches (see :class:`BRA`).
 
     Examples:
         >>> m = C3k2_BRA(128, 64, n=1, n_win=8, topk=4)
@@ -140,19 +159,20 @@ class C3k2_BRA(C3k2):
         *,
         n_win: int = 7,
         topk: int = 4,
+        layer_scale: float = 0.0,
     ):
         check_routing_args(n_win, topk)
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        self.bra = BRA(self.c, n_win=n_win, topk=topk)
+        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)
 
     @classmethod
-    def from_stock(cls, module: C3k2, *, n_win: int, topk: int) -> C3k2_BRA:
+    def from_stock(cls, module: C3k2, *, n_win: int, topk: int, layer_scale: float = 0.0) -> C3k2_BRA:
         """Turn a built stock ``C3k2`` into ``C3k2_BRA`` in place, adding the BRA refinement."""
         if type(module) is not C3k2:
             raise TypeError(f"expected a stock C3k2, got {type(module).__name__}")
         check_routing_args(n_win, topk)
         module.__class__ = cls
-        module.bra = BRA(module.c, n_win=n_win, topk=topk)
+        module.bra = BRA(module.c, n_win=n_win, topk=topk, layer_scale=layer_scale)
         return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
