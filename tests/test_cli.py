@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from ultralytics_biformer.cli import compare, main
-from ultralytics_biformer.cli.area_map import AreaMAP
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
 
@@ -78,6 +77,7 @@ def compared(tiny_data, network_guard, tmp_path_factory):
         "imgsz=64",
         "batch=4",
         "workers=0",
+        "jobs=2",
         f"project={project}",
         "name=tiny",
     ]
@@ -137,7 +137,7 @@ def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
     def no_worker(*a, **k):
         raise AssertionError("a finished run was started again")
 
-    monkeypatch.setattr(compare.subprocess, "run", no_worker)
+    monkeypatch.setattr(compare, "_start", no_worker)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count("finished earlier, skipping") == 2 * len(MODELS)  # the runs and the benchmarks
@@ -159,13 +159,12 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
     (copy / "records" / "yolo11n-biformer-seed0.json").unlink()  # as if interrupted during the second run
     launched = []
 
-    def fake_worker(command, **kwargs):
-        launched.append(command[-2:])
-        job = json.loads(Path(command[-1]).read_text())
+    def fake_worker(kind, job, log):
+        launched.append((kind, job["record"]))
         shutil.copy(run_dir / "records" / Path(job["record"]).name, job["record"])
-        return subprocess.CompletedProcess(command, 0)
+        return subprocess.Popen([sys.executable, "-c", ""])
 
-    monkeypatch.setattr(compare.subprocess, "run", fake_worker)
+    monkeypatch.setattr(compare, "_start", fake_worker)
     resumed = [a for a in args if not a.startswith(("project=", "name="))] + [f"project={tmp_path}", "name=copy"]
     # The records name the original run folder; only the missing training run may be redone.
     for record in (copy / "records").glob("*.json"):
@@ -176,7 +175,7 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
             record.write_text(json.dumps(data))
     assert main(resumed) == 0
     assert [kind for kind, _ in launched] == ["train"]
-    assert launched[0][1].endswith("yolo11n-biformer-seed0.job.json")
+    assert launched[0][1].endswith("yolo11n-biformer-seed0.json")
 
 
 @pytest.mark.parametrize(
@@ -185,7 +184,7 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
         (["bogus=1"], "unknown argument 'bogus' for 'compare'. Accepted keys: models, data, preset"),
         (["yolo11n.yaml"], "takes key=value arguments, got 'yolo11n.yaml'"),
         (["epochs=0"], "epochs=0: expected an integer >= 1"),
-        (["preset=huge"], "preset=huge: expected one of quick, full"),
+        (["preset=huge"], "preset=huge: expected one of quick, study, full"),
         (["models=yolo11n.yaml,nope.yaml"], "unknown model 'nope.yaml'"),
         (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file. compare never downloads weights"),
         (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a detection model YAML"),
@@ -197,7 +196,7 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
 )
 def test_bad_compare_arguments_stop_before_any_work(arguments, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: pytest.fail("a worker was started"))
+    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
     assert main(["compare", *arguments, f"project={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -306,23 +305,3 @@ def test_bad_routes_arguments_are_reported(arguments, message, image_file, capsy
         arguments = [*arguments, f"source={image_file}"]
     assert main(["routes", *arguments]) == 2
     assert message in capsys.readouterr().err
-
-
-def test_area_map_scores_each_object_size_on_its_own():
-    small, medium, large = [0, 0, 10, 10.0], [20, 20, 70, 70.0], [0, 100, 150, 250.0]
-    perfect = AreaMAP()
-    for _ in range(3):
-        perfect.add([small, medium, large], [0.9, 0.8, 0.7], [0, 1, 1], [small, medium, large], [0, 1, 1])
-    scores = perfect.compute()
-    assert all(scores[b] > 0.99 for b in ("small", "medium", "large")), scores
-
-    missed_large = AreaMAP()
-    missed_large.add([small, medium], [0.9, 0.8], [0, 1], [small, medium, large], [0, 1, 1])
-    scores = missed_large.compute()
-    assert scores["small"] > 0.99 and scores["medium"] > 0.99 and scores["large"] == 0
-
-    only_small = AreaMAP()
-    only_small.add([small, [0, 0, 100, 100.0]], [0.9, 0.95], [0, 0], [small], [0])  # a large false positive...
-    scores = only_small.compute()
-    assert scores["small"] > 0.99  # ...does not lower small-object AP
-    assert scores["medium"] is None and scores["large"] is None  # no labels of those sizes

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ultralytics_biformer.cli import main
-from ultralytics_biformer.cli.area_map import area_bucket
+from ultralytics_biformer.evaluation import area_bucket
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.synthetic import CLASS_NAMES, DatasetSpec, ensure_dataset, generate_dataset, render_image
 

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,19 @@ PRESETS = {
         iters=30,
         extra={"nbs": 16},
     ),
+    # The accuracy study of docs/results/ablation.md, sized for a 2-core CPU: 900 optimizer steps per run (about 15
+    # minutes), 120 val images. Each run's records land as it finishes, so the study can span several sessions.
+    "study": Preset(
+        epochs=30,
+        imgsz=256,
+        batch=8,
+        workers=2,
+        seeds=3,
+        dataset=DatasetSpec(seed=0, train=240, val=120, imgsz=256),
+        warmup=5,
+        iters=30,
+        extra={"nbs": 8},
+    ),
     # Long enough for the accuracy differences to mean something (a GPU is advisable).
     "full": Preset(epochs=100, imgsz=320, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200),
 }
@@ -69,6 +83,7 @@ OPTIONS = [
     ),
     Option("seeds", positive_int, None, "training runs per model, with seeds seed, seed+1, ... (quick: 1, full: 3)"),
     Option("seed", non_negative_int, 0, "first training seed"),
+    Option("jobs", positive_int, 1, "training runs at once, each in its own process (CPU: each gets cores/jobs threads)"),
     Option("epochs", positive_int, None, "training epochs (preset)"),
     Option("imgsz", positive_int, None, "train, validation and latency image size (preset)"),
     Option("batch", positive_int, None, "training batch size (preset)"),
@@ -102,9 +117,18 @@ class Plan:
     settings: dict[str, Any]
     failures: dict[str, str] = field(default_factory=dict)
 
+    jobs: int = 1
+
     @property
     def runs(self) -> list[tuple[ModelEntry, int]]:
-        return [(model, seed) for model in self.models for seed in self.seeds]
+        """Seed-major, so that an interrupted comparison holds complete pairs: every model for its first seeds."""
+        return [(model, seed) for seed in self.seeds for model in self.models]
+
+    def log_file(self, model: ModelEntry, seed: int) -> Path:
+        return self.run_dir / "logs" / f"{model.label}-seed{seed}.log"
+
+    def results_csv(self, model: ModelEntry, seed: int) -> Path:
+        return self.run_dir / "runs" / f"{model.label}-seed{seed}" / "results.csv"
 
     def train_record(self, model: ModelEntry, seed: int) -> Path:
         return self.run_dir / "records" / f"{model.label}-seed{seed}.json"
@@ -119,7 +143,10 @@ class Plan:
             "project": str(self.run_dir / "runs"),
             "name": f"{model.label}-seed{seed}",
         }
-        return {"model": model.source, "train_args": args, "record": str(self.train_record(model, seed))}
+        job = {"model": model.source, "train_args": args, "record": str(self.train_record(model, seed))}
+        if self.jobs > 1 and self.settings["device"] == "cpu":
+            job["threads"] = max(1, (os.cpu_count() or 1) // self.jobs)
+        return job
 
     def bench_job(self, model: ModelEntry, weights: str) -> dict[str, Any]:
         return {
@@ -253,13 +280,12 @@ def resolve_data(data: str | None, preset: Preset) -> str:
     return str(Path(info["yaml_file"]).resolve())
 
 
-def _check_device(device: str | None) -> None:
-    if device is None:
-        return
+def _device_type(device: str | None) -> str:
+    """The kind of device Ultralytics will train on (``cpu``, ``cuda``, ``mps``). Raises ArgumentError."""
     from ultralytics.utils.torch_utils import select_device
 
     try:
-        select_device(device, verbose=False)
+        return select_device("" if device is None else device, verbose=False).type
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
         raise ArgumentError(f"device={device}: {' '.join(str(e).split())}") from None
 
@@ -279,6 +305,8 @@ def _check_records(plan: Plan) -> None:
     for path, key, args, what in planned:
         if path.is_file():
             old, new = json.loads(path.read_text()).get(key, {}), json.loads(json.dumps(args))
+            # Where the run folder lives is no setting: records committed from one checkout resume in another.
+            old.pop("project", None), new.pop("project", None)
             if old != new:
                 raise ArgumentError(
                     f"{plan.run_dir} holds a finished {what} made with other settings "
@@ -312,7 +340,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
     offline_ultralytics()
     preset = PRESETS[values["preset"]]
     models = resolve_models(values["models"])
-    _check_device(values["device"])
+    device = _device_type(values["device"])
     train_args = _train_args(values, preset, resolve_data(values["data"], preset))
     bench_args = {
         "imgsz": train_args["imgsz"],
@@ -325,48 +353,129 @@ def make_plan(values: dict[str, Any]) -> Plan:
     seeds = list(range(values["seed"], values["seed"] + n_seeds))
     settings = {
         "preset": values["preset"],
-        **{k: train_args[k] for k in ("data", "epochs", "imgsz", "batch", "workers", "optimizer")},
-        "device": values["device"] or "Ultralytics default",
+        **{k: train_args[k] for k in ("data", "epochs", "imgsz", "batch", "optimizer")},
+        # Ultralytics' trainer loads data in the main process when it trains on the CPU, whatever workers= says.
+        "workers": 0 if device in {"cpu", "mps"} else train_args["workers"],
+        "device": device,
         "seeds": seeds,
+        "jobs": values["jobs"],
         "extra": preset.extra,
     }
-    plan = Plan(run_dir, models, seeds, train_args, bench_args, settings)
+    plan = Plan(run_dir, models, seeds, train_args, bench_args, settings, jobs=values["jobs"])
     _check_records(plan)
     return plan
 
 
 def _say(message: str) -> None:
-    print(f"\n[ultralytics-biformer compare] {message}", flush=True)
+    print(f"[ultralytics-biformer compare] {message}", flush=True)
 
 
-def _launch(kind: str, job: dict) -> int:
-    """Run one worker job in a fresh process, its output going straight to ours; return its exit code."""
+def _start(kind: str, job: dict, log: Path) -> subprocess.Popen:
+    """Start one worker job in a fresh process whose output goes to ``log``."""
     from .offline import OFFLINE_ENV
 
     job_file = Path(job["record"]).with_suffix(".job.json")
     job_file.parent.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps(job, indent=2))
+    log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ultralytics_biformer.cli.worker", kind, str(job_file)]
-    return subprocess.run(command, check=False, env={**os.environ, **OFFLINE_ENV}).returncode
+    with open(log, "w") as out:  # the child keeps its own handle
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE_ENV})
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _epochs_done(results_csv: Path) -> int:
+    """Epochs Ultralytics has logged to a run's ``results.csv`` so far."""
+    try:
+        return max(len(results_csv.read_text().splitlines()) - 1, 0)
+    except OSError:
+        return 0
+
+
+class _Progress:
+    """The console of a comparison: one line as each run starts, one as it ends, and, on a terminal, a status line
+    (epoch and ETA of the runs in progress) rewritten in place. Full Ultralytics output goes to each run's log file."""
+
+    def __init__(self, plan: Plan):
+        self.plan, self.total = plan, len(plan.runs)
+        self.live = sys.stdout.isatty()
+        self.started: dict[tuple[str, int], float] = {}
+
+    def _clear(self) -> None:
+        if self.live:
+            print("\r\033[K", end="", flush=True)
+
+    def say(self, message: str) -> None:
+        self._clear()
+        _say(message)
+
+    def start(self, i: int, model: ModelEntry, seed: int) -> None:
+        self.started[(model.label, seed)] = time.monotonic()
+        log = self.plan.log_file(model, seed).relative_to(self.plan.run_dir)
+        self.say(f"run {i}/{self.total} {model.spec} seed {seed}: training (log: {log})")
+
+    def end(self, i: int, model: ModelEntry, seed: int, code: int) -> None:
+        took = _minutes(time.monotonic() - self.started.pop((model.label, seed)))
+        what = f"run {i}/{self.total} {model.spec} seed {seed}"
+        record = self.plan.train_record(model, seed)
+        if code == 0 and record.is_file():
+            r = json.loads(record.read_text())
+            metric = f"mAP50-95 {r['map']:.4f}" + (f", small {r['map_small']:.4f}" if r.get("map_small") is not None else "")
+            self.say(f"{what}: done in {took}, {r['epochs_run']} epochs, {metric}")
+        else:
+            log = self.plan.log_file(model, seed)
+            self.say(f"{what}: FAILED (exit code {code}) after {took}; see {log}")
+
+    def status(self, running: list[tuple[ModelEntry, int]]) -> None:
+        if not self.live or not running:
+            return
+        parts = []
+        for model, seed in running:
+            done, total = _epochs_done(self.plan.results_csv(model, seed)), self.plan.train_args["epochs"]
+            elapsed = time.monotonic() - self.started[(model.label, seed)]
+            eta = f", ETA {_minutes(elapsed / done * (total - done))}" if done else ""
+            parts.append(f"{model.label} s{seed} epoch {done}/{total}{eta}")
+        print("\r\033[K" + " | ".join(parts), end="", flush=True)
 
 
 def _train_all(plan: Plan) -> None:
-    total = len(plan.runs)
+    """Train every run that has no record yet, ``plan.jobs`` at a time."""
+    progress = _Progress(plan)
+    pending = []
     for i, (model, seed) in enumerate(plan.runs, 1):
-        what = f"run {i}/{total}: {model.spec}, seed {seed}"
         if plan.train_record(model, seed).is_file():
-            _say(f"{what}: finished earlier, skipping")
-            continue
-        _say(f"{what}: training")
-        code = _launch("train", plan.train_job(model, seed))
-        if code != 0 or not plan.train_record(model, seed).is_file():
-            plan.failures[f"{model.label}-seed{seed}"] = f"training failed (worker exit code {code}; its log is above)"
-            _say(f"{what}: FAILED with exit code {code}; continuing with the next run")
+            progress.say(f"run {i}/{progress.total} {model.spec} seed {seed}: finished earlier, skipping")
+        else:
+            pending.append((i, model, seed))
+    running: dict[subprocess.Popen, tuple[int, ModelEntry, int]] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < plan.jobs:
+                i, model, seed = pending.pop(0)
+                progress.start(i, model, seed)
+                running[_start("train", plan.train_job(model, seed), plan.log_file(model, seed))] = (i, model, seed)
+            time.sleep(1.0)
+            for proc in [p for p in running if p.poll() is not None]:
+                i, model, seed = running.pop(proc)
+                progress.end(i, model, seed, proc.returncode)
+                if proc.returncode != 0 or not plan.train_record(model, seed).is_file():
+                    plan.failures[f"{model.label}-seed{seed}"] = (
+                        f"training failed (worker exit code {proc.returncode}); see {plan.log_file(model, seed)}"
+                    )
+            progress.status([(m, s) for _, m, s in running.values()])
+    finally:
+        for proc in running:  # interrupted: no half-trained worker outlives us
+            proc.terminate()
+        for proc in running:
+            proc.wait()
 
 
 def _bench_all(plan: Plan) -> None:
     for j, model in enumerate(plan.models, 1):
-        what = f"benchmark {j}/{len(plan.models)}: {model.spec}"
+        what = f"benchmark {j}/{len(plan.models)} {model.spec}"
         if plan.bench_record(model).is_file():
             _say(f"{what}: finished earlier, skipping")
             continue
@@ -375,12 +484,13 @@ def _bench_all(plan: Plan) -> None:
             plan.failures[f"{model.label}-bench"] = "not benchmarked: no training run finished"
             _say(f"{what}: skipped, no training run of it finished")
             continue
-        _say(f"{what}: parameters, GFLOPs, PyTorch and ONNX Runtime latency")
+        log = plan.run_dir / "logs" / f"{model.label}-bench.log"
+        _say(f"{what}: parameters, GFLOPs, PyTorch and ONNX Runtime latency (log: {log.relative_to(plan.run_dir)})")
         weights = json.loads(trained[0].read_text())["weights"]
-        code = _launch("bench", plan.bench_job(model, weights))
+        code = _start("bench", plan.bench_job(model, weights), log).wait()
         if code != 0 or not plan.bench_record(model).is_file():
-            plan.failures[f"{model.label}-bench"] = f"benchmark failed (worker exit code {code}; its log is above)"
-            _say(f"{what}: FAILED with exit code {code}")
+            plan.failures[f"{model.label}-bench"] = f"benchmark failed (worker exit code {code}); see {log}"
+            _say(f"{what}: FAILED with exit code {code}; see {log}")
 
 
 def run(tokens: list[str]) -> int:
@@ -393,8 +503,9 @@ def run(tokens: list[str]) -> int:
         f"in {plan.run_dir}\n  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "
         + " ".join(
             f"{k}={plan.settings[k]}"
-            for k in ("preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds")
+            for k in ("preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds", "jobs")
         )
+        + "".join(f" {k}={v}" for k, v in plan.settings["extra"].items())
     )
     try:
         _train_all(plan)

@@ -4,8 +4,9 @@
 fresh process gives every model the same clean start, lets a job's peak memory be measured on its own, and means an
 interrupted comparison loses at most the job in progress.
 
-- ``train``: trains one model with one seed through Ultralytics, then records its final validation metrics, COCO-style
-  area-bucket mAP (see :mod:`.area_map`), per-epoch curves, training time per epoch and peak memory.
+- ``train``: trains one model with one seed through Ultralytics, then validates its best weights once with a validator
+  that also scores COCO area buckets (see :mod:`ultralytics_biformer.evaluation`), and records those metrics,
+  per-epoch curves, training time per epoch and peak memory.
 - ``bench``: measures one trained model: parameters, GFLOPs, and CPU latency at batch 1 in PyTorch (fused) and, after
   ONNX export, in ONNX Runtime, with the same thread count for both. A failed export is recorded, not raised.
 """
@@ -61,36 +62,45 @@ def _curves(results_csv: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in rows if row.get(key, "").strip()] for key in keys}
 
 
-def _area_map(weights: Path, data: dict, imgsz: int, device: str, batch: int) -> dict:
-    """Area-bucket mAP50-95 of ``weights`` on the val split, at Ultralytics' validation thresholds."""
+def _validate(weights: Path, args: dict, device: str) -> dict:
+    """Validate ``weights`` on the val split; overall and area-bucket metrics come from this one pass."""
     from ultralytics import YOLO
 
-    from .area_map import AreaMAP, list_images, read_yolo_boxes
+    from ..evaluation import with_area_buckets
 
-    model, acc = YOLO(weights), AreaMAP()
-    images = [str(p) for p in list_images(data["val"])]
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        for result in model.predict(chunk, imgsz=imgsz, conf=0.001, iou=0.7, max_det=300, device=device, verbose=False):
-            height, width = result.orig_shape
-            gt_boxes, gt_cls = read_yolo_boxes(Path(result.path), width, height)
-            boxes = result.boxes
-            acc.add(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy(), gt_boxes, gt_cls)
-    return acc.compute()
+    model = YOLO(weights)
+    validator = with_area_buckets(model.task_map[model.task]["validator"])
+    metrics = model.val(
+        validator=validator,
+        data=args["data"],
+        imgsz=args["imgsz"],
+        batch=args["batch"],
+        device=device,
+        plots=False,
+        verbose=False,
+        project=str(Path(weights).parents[1]),
+        name="val",
+        exist_ok=True,
+    )
+    record = _box_metrics(metrics.results_dict)
+    record.update({f"map_{name}": value for name, value in metrics.area_map.items()})
+    return record
 
 
 def train(job: dict) -> dict:
     """Train one model with one seed; return its record (see the module docstring)."""
     import torch
     from ultralytics import YOLO
-    from ultralytics.data.utils import check_det_dataset
 
     args = job["train_args"]
     model, timer = YOLO(job["model"]), _EpochTimer()
     model.add_callback("on_train_epoch_start", timer.start)
     model.add_callback("on_train_epoch_end", timer.end)
+    threads = job.get("threads")
+    if threads:  # Ultralytics sets its own CPU thread count when it selects the device, just before this callback
+        model.add_callback("on_pretrain_routine_start", lambda trainer: torch.set_num_threads(threads))
     started = time.perf_counter()
-    metrics = model.train(**args)
+    model.train(**args)
     train_seconds = time.perf_counter() - started
     trainer = model.trainer
     record = {
@@ -104,11 +114,9 @@ def train(job: dict) -> dict:
         "epoch_seconds": round(sum(timer.durations) / max(len(timer.durations), 1), 3),
         "peak_rss_mib": _peak_rss_mib(),
         "peak_cuda_mib": round(torch.cuda.max_memory_reserved() / 2**20, 1) if trainer.device.type == "cuda" else None,
+        "train_threads": torch.get_num_threads(),
     }
-    record.update(_box_metrics(metrics.results_dict))
-    data = check_det_dataset(args["data"])
-    area = _area_map(Path(record["weights"]), data, args["imgsz"], str(trainer.device), args["batch"])
-    record.update({f"map_{name}": value for name, value in area.items()})
+    record.update(_validate(Path(record["weights"]), args, str(trainer.device)))
     record["curves"] = _curves(trainer.save_dir / "results.csv")
     return record
 

@@ -1,0 +1,111 @@
+"""Area-bucket mAP: matched exactly as Ultralytics' validator matches, and scored per object size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils.metrics import ap_per_class, box_iou
+
+from ultralytics_biformer.evaluation import AreaBuckets, area_bucket, with_area_buckets
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return DetectionValidator(args={"task": "detect"})
+
+
+def random_image(rng: np.random.Generator, max_side: float, n_true: int, n_pred: int, n_cls: int = 3):
+    """Labels in overlapping clusters, and predictions jittered off them (some off class, some strays), sorted by
+    confidence as after NMS. Overlapping labels make predictions compete, where matching rules differ."""
+    centres = rng.uniform(0, 200, (int(rng.integers(1, 3)), 2))
+    xy = centres[rng.integers(0, len(centres), n_true)] + rng.normal(0, 2, (n_true, 2))
+    true = np.concatenate([xy, xy + rng.uniform(max_side / 2, max_side, (n_true, 2))], 1)
+    true_cls = rng.integers(0, n_cls, n_true)
+    source = rng.integers(0, n_true, n_pred)
+    pred = true[source] + rng.normal(0, 1.5, (n_pred, 4))
+    stray = rng.random(n_pred) < 0.2
+    pred[stray] = np.concatenate([xy := rng.uniform(0, 200, (stray.sum(), 2)), xy + 8], 1)
+    pred[:, 2:] = np.clip(pred[:, 2:], pred[:, :2] + 1, pred[:, :2] + max_side)
+    pred_cls = np.where(rng.random(n_pred) < 0.8, true_cls[source], rng.integers(0, n_cls, n_pred))
+    labels = {"bboxes": torch.tensor(true), "cls": torch.tensor(true_cls, dtype=torch.float64)}
+    preds = {
+        "bboxes": torch.tensor(pred),
+        "conf": torch.tensor(np.sort(rng.random(n_pred))[::-1].copy()),
+        "cls": torch.tensor(pred_cls, dtype=torch.float64),
+    }
+    return preds, labels
+
+
+def test_one_bucket_reproduces_the_validators_matching_and_map_exactly(validator):
+    """With every box small, the small bucket is the whole dataset: same TP matrix, same mAP50-95."""
+    rng = np.random.default_rng(0)
+    buckets = AreaBuckets(validator.match_predictions, box_iou)
+    overall = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
+    for _ in range(200):
+        preds, labels = random_image(rng, max_side=30, n_true=int(rng.integers(1, 8)), n_pred=int(rng.integers(1, 12)))
+        expected = validator._process_batch(preds, labels)["tp"]
+        buckets.add(preds, labels)
+        assert np.array_equal(buckets.stats["small"]["tp"][-1], expected)
+        overall["tp"].append(expected)
+        overall["conf"].append(preds["conf"].numpy())
+        overall["pred_cls"].append(preds["cls"].numpy())
+        overall["target_cls"].append(labels["cls"].numpy())
+    stats = {k: np.concatenate(v) for k, v in overall.items()}
+    expected_map = ap_per_class(stats["tp"], stats["conf"], stats["pred_cls"], stats["target_cls"])[5].mean()
+    scores = buckets.compute()
+    assert 0.05 < expected_map < 0.95  # a case where matching decides the score
+    assert scores["small"] == round(float(expected_map), 6)
+    assert scores["medium"] is None and scores["large"] is None
+
+
+def boxes(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_each_object_size_is_scored_on_its_own(validator):
+    small, medium, large = [0, 0, 10, 10.0], [20, 20, 70, 70.0], [0, 100, 150, 250.0]
+    labels = {"bboxes": boxes(small, medium, large), "cls": boxes(0, 1, 1)}
+
+    perfect = AreaBuckets(validator.match_predictions, box_iou)
+    for _ in range(3):
+        perfect.add({"bboxes": boxes(small, medium, large), "conf": boxes(0.9, 0.8, 0.7), "cls": boxes(0, 1, 1)}, labels)
+    assert all(score > 0.99 for score in perfect.compute().values())
+
+    missed_large = AreaBuckets(validator.match_predictions, box_iou)
+    missed_large.add({"bboxes": boxes(small, medium), "conf": boxes(0.9, 0.8), "cls": boxes(0, 1)}, labels)
+    scores = missed_large.compute()
+    assert scores["small"] > 0.99 and scores["medium"] > 0.99 and scores["large"] == 0
+
+    stray_large = AreaBuckets(validator.match_predictions, box_iou)  # a confident large false positive...
+    preds = {"bboxes": boxes([0, 0, 100, 100.0], small), "conf": boxes(0.95, 0.9), "cls": boxes(0, 0)}
+    stray_large.add(preds, {"bboxes": boxes(small), "cls": boxes(0)})
+    scores = stray_large.compute()
+    assert scores["small"] > 0.99  # ...does not lower small-object AP
+    assert scores["medium"] is None and scores["large"] is None  # no labels of those sizes
+
+
+def test_areas_are_counted_in_original_image_pixels(validator):
+    """A 20x20 box in a letterboxed image shrunk by half is 40x40 in the original: medium, not small."""
+    box = [0, 0, 20, 20.0]
+    buckets = AreaBuckets(validator.match_predictions, box_iou)
+    buckets.add({"bboxes": boxes(box), "conf": boxes(0.9), "cls": boxes(0)}, {"bboxes": boxes(box), "cls": boxes(0)}, 4.0)
+    scores = buckets.compute()
+    assert scores["small"] is None and scores["medium"] > 0.99
+
+
+def test_area_bucket_limits_are_cocos():
+    assert area_bucket(np.array([[0, 0, 31, 31], [0, 0, 32, 32], [0, 0, 96, 96], [0, 0, 97, 97.0]])).tolist() == [
+        0,
+        1,
+        2,
+        2,
+    ]
+
+
+def test_validator_subclass_keeps_the_task_validator_and_adds_area_map():
+    from ultralytics.models.yolo.segment import SegmentationValidator
+
+    cls = with_area_buckets(SegmentationValidator)
+    assert issubclass(cls, SegmentationValidator) and cls.__name__ == "AreaBucketSegmentationValidator"

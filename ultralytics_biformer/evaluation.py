@@ -1,0 +1,150 @@
+"""COCO-style small / medium / large mAP50-95, computed inside Ultralytics' own validation pass.
+
+Ultralytics reports one mAP for all object sizes. :func:`with_area_buckets` extends a task's validator class so that
+the same pass also scores each COCO area bucket: the same predictions (same letterbox, batching, NMS and thresholds),
+the same IoU function, and the validator's own ``match_predictions``. With every object in one bucket, that bucket's
+mAP50-95 is the overall one, exactly (a test checks it).
+
+Buckets by box area in original-image pixels, with COCO's limits: small below 32x32, medium up to 96x96, large above.
+Every label belongs to the bucket of its area. Every prediction belongs to exactly one bucket: that of the same-class
+label it overlaps most, if that overlap is at least IoU 0.5, otherwise that of its own area. Each bucket is then
+scored like a dataset of its own. This differs from pycocotools in one respect: COCO ignores, rather than counts as
+false positives, unmatched predictions outside the bucket's size range; here each such prediction counts in the bucket
+of its own area, so every false positive is counted exactly once across the buckets.
+
+Depends on Ultralytics' validator internals (``_process_batch(preds, batch)`` with the ``bboxes``/``cls``/``conf``
+keys and ``ratio_pad``, ``match_predictions``, ``get_stats``); checked for ultralytics 8.4.x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["AREA_BUCKETS", "AreaBuckets", "area_bucket", "with_area_buckets"]
+
+AREA_BUCKETS = {"small": 32**2, "medium": 96**2, "large": float("inf")}  # bucket -> exclusive upper area limit
+
+
+def area_bucket(boxes: np.ndarray) -> np.ndarray:
+    """Bucket index (0 small, 1 medium, 2 large) of each ``(N, 4)`` xyxy box by its area."""
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    return _bucket_of_area((boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0))
+
+
+def _bucket_of_area(area: np.ndarray) -> np.ndarray:
+    return np.searchsorted(list(AREA_BUCKETS.values()), area, side="right")
+
+
+def _box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Areas of ``(N, 4)`` xyxy boxes, or of ``(N, 5)`` rotated ``xywhr`` boxes (OBB)."""
+    if boxes.shape[-1] == 5:
+        return boxes[:, 2] * boxes[:, 3]
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
+class AreaBuckets:
+    """Per-bucket TP matrices, confidences and classes, accumulated image by image, then scored.
+
+    Args:
+        match (callable): ``match(pred_cls, true_cls, iou) -> (n_pred, n_thresholds)`` booleans, the validator's own
+            ``match_predictions``.
+        iou (callable): ``iou(true_boxes, pred_boxes) -> (n_true, n_pred)``, the IoU the validator matches with.
+    """
+
+    def __init__(self, match, iou):
+        self.match, self.iou = match, iou
+        self.stats = {name: {"tp": [], "conf": [], "pred_cls": [], "target_cls": []} for name in AREA_BUCKETS}
+
+    def add(self, preds: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], area_gain: float = 1.0) -> None:
+        """Add one image.
+
+        Args:
+            preds (dict): ``bboxes``, ``conf`` and ``cls`` of its predictions, in the validator's coordinates.
+            labels (dict): ``bboxes`` and ``cls`` of its labels, in the same coordinates.
+            area_gain (float): Original-image pixels per squared validator pixel (1 / letterbox ratio squared).
+        """
+        pred_cls, true_cls = preds["cls"], labels["cls"]
+        iou = self.iou(labels["bboxes"], preds["bboxes"]) if len(pred_cls) and len(true_cls) else None
+        true_bucket = _bucket_of_area(_box_area(labels["bboxes"]).cpu().numpy() * area_gain)
+        pred_bucket = _bucket_of_area(_box_area(preds["bboxes"]).cpu().numpy() * area_gain)
+        if iou is not None:  # a prediction that matches a label at IoU 0.5 joins the label's bucket
+            same_class = (iou * (true_cls[:, None] == pred_cls[None, :])).cpu().numpy()
+            best = same_class.argmax(0)
+            matched = same_class[best, np.arange(len(pred_cls))] >= 0.5
+            pred_bucket = np.where(matched, true_bucket[best], pred_bucket)
+        for b, stats in enumerate(self.stats.values()):
+            p, t = torch.from_numpy(pred_bucket == b), torch.from_numpy(true_bucket == b)
+            if iou is not None and p.any() and t.any():
+                tp = self.match(pred_cls[p], true_cls[t], iou[t][:, p]).cpu().numpy()
+            else:
+                tp = np.zeros((int(p.sum()), 10), dtype=bool)
+            stats["tp"].append(tp)
+            stats["conf"].append(preds["conf"][p].cpu().numpy())
+            stats["pred_cls"].append(pred_cls[p].cpu().numpy())
+            stats["target_cls"].append(true_cls[t].cpu().numpy())
+
+    def compute(self) -> dict[str, float | None]:
+        """mAP50-95 per bucket, with Ultralytics' ``ap_per_class``; None for a bucket without labels."""
+        from ultralytics.utils.metrics import ap_per_class
+
+        result = {}
+        for name, stats in self.stats.items():
+            tp, conf, pred_cls, target_cls = (
+                np.concatenate(stats[k]) if stats[k] else np.zeros(0) for k in ("tp", "conf", "pred_cls", "target_cls")
+            )
+            if not len(target_cls):
+                result[name] = None
+            elif not len(tp):
+                result[name] = 0.0
+            else:
+                ap = ap_per_class(tp, conf, pred_cls, target_cls)[5]  # (classes with labels or predictions, 10)
+                result[name] = round(float(ap.mean()), 6)
+        return result
+
+
+def _area_gain(labels: dict) -> float:
+    ratio_pad = labels.get("ratio_pad")
+    if ratio_pad is None:
+        return 1.0
+    gain_h, gain_w = (float(g) for g in ratio_pad[0])
+    return 1.0 / (gain_h * gain_w)
+
+
+def with_area_buckets(validator_cls: type) -> type:
+    """A subclass of an Ultralytics box validator class whose metrics also carry ``area_map``: mAP50-95 per bucket.
+
+    Examples:
+        >>> from ultralytics.models.yolo.detect import DetectionValidator
+        >>> Validator = with_area_buckets(DetectionValidator)  # then: YOLO("best.pt").val(validator=Validator, ...)
+        >>> Validator.__name__
+        'AreaBucketDetectionValidator'
+    """
+
+    def init_metrics(self, model) -> None:
+        validator_cls.init_metrics(self, model)
+        iou = _iou_of(self)
+        self.area_buckets = AreaBuckets(self.match_predictions, iou)
+
+    def _process_batch(self, preds, batch):
+        result = validator_cls._process_batch(self, preds, batch)
+        self.area_buckets.add(preds, batch, _area_gain(batch))
+        return result
+
+    def get_stats(self):
+        stats = validator_cls.get_stats(self)
+        self.metrics.area_map = self.area_buckets.compute()
+        return stats
+
+    return type(
+        f"AreaBucket{validator_cls.__name__}",
+        (validator_cls,),
+        {"init_metrics": init_metrics, "_process_batch": _process_batch, "get_stats": get_stats},
+    )
+
+
+def _iou_of(validator) -> callable:
+    """The IoU function the validator matches boxes with: rotated for OBB, axis-aligned otherwise."""
+    from ultralytics.utils.metrics import batch_probiou, box_iou
+
+    return batch_probiou if getattr(validator.args, "task", "detect") == "obb" else box_iou
