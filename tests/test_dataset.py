@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from ultralytics_biformer.cli import main
 from ultralytics_biformer.evaluation import area_bucket
-from ultralytics_biformer.data import synthetic
-from ultralytics_biformer.data.synthetic import CLASS_NAMES, DatasetSpec, ensure_dataset, generate_dataset, render_image
+from ultralytics_biformer.data import scene, synthetic
+from ultralytics_biformer.data.presets import PRESET_SPECS, preset_spec
+from ultralytics_biformer.data.scene import render_scene
+from ultralytics_biformer.data.synthetic import (
+    CLASS_NAMES,
+    CLASSIFY_NAMES,
+    STYLES,
+    TASKS,
+    DatasetSpec,
+    cached_dataset,
+    ensure_dataset,
+    generate_dataset,
+    render_image,
+)
 
 TINY = DatasetSpec(seed=3, train=6, val=3, imgsz=96)
+TOKEN_CLASSES = (scene.STRIPES, scene.PLAIN)
 
 
 @pytest.fixture(autouse=True)
@@ -69,12 +84,13 @@ def test_labels_are_valid_yolo_boxes(tmp_path):
         assert (yc - h / 2 >= -1e-6).all() and (yc + h / 2 <= 1 + 1e-6).all()
 
 
-def test_tokens_look_alike_so_only_context_tells_their_class():
-    """Both token classes are the same small square: their own pixels carry no class information."""
+@pytest.mark.parametrize("style", STYLES)
+def test_tokens_look_alike_so_only_context_tells_their_class(style):
+    """Both token classes are the same small shape: their own pixels carry no class information."""
     insides = {0: [], 1: []}
     sizes = {0: [], 1: []}
     for index in range(12):
-        image, labels = render_image(np.random.default_rng([1, 0, index]), 320)
+        image, labels = render_image(np.random.default_rng([1, 0, index]), 320, style)
         for cls, xc, yc, w, h in labels:
             if cls in insides:
                 x0, y0, x1, y1 = (round(v * 320) for v in (xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2))
@@ -88,10 +104,11 @@ def test_tokens_look_alike_so_only_context_tells_their_class():
     assert max(sizes[0] + sizes[1]) < 32  # and all of them COCO-small
 
 
-def test_every_area_bucket_has_objects():
+@pytest.mark.parametrize("style", STYLES)
+def test_every_area_bucket_has_objects(style):
     boxes = []
     for index in range(30):
-        _, labels = render_image(np.random.default_rng([0, 1, index]), 320)
+        _, labels = render_image(np.random.default_rng([0, 1, index]), 320, style)
         boxes += [
             [(xc - w / 2) * 320, (yc - h / 2) * 320, (xc + w / 2) * 320, (yc + h / 2) * 320]
             for _, xc, yc, w, h in labels
@@ -135,16 +152,286 @@ def test_dataset_command_prints_only_the_yaml_path(capsys, tmp_path):
     assert len(list((path.parent / "images" / "train").iterdir())) == 4
 
 
+def test_dataset_command_says_on_stderr_which_dataset_it_gives(capsys):
+    arguments = ["dataset", "preset=quick", "task=pose", "train=3", "val=2", "imgsz=64"]
+    spec = DatasetSpec(seed=PRESET_SPECS["quick"].seed, train=3, val=2, imgsz=64, task="pose")
+    assert main(arguments) == 0
+    first = capsys.readouterr()
+    assert first.out == f"{cached_dataset(spec)}\n"
+    assert spec.describe() in first.err and "preset quick" in first.err and "generating" in first.err
+    assert main(arguments) == 0
+    second = capsys.readouterr()
+    assert second.out == first.out
+    assert spec.describe() in second.err and "reusing the cached copy" in second.err and "Generating" not in second.err
+
+
+def test_dataset_command_names_the_big_default_preset(capsys, monkeypatch):
+    from ultralytics_biformer.cli import dataset
+
+    def as_if_cached(spec, root=None):  # the full dataset takes minutes to generate: pretend it is there
+        return Path("/cached/data.yaml")
+
+    monkeypatch.setattr(synthetic, "generate_dataset", lambda spec, out_dir: pytest.fail("generated in a unit test"))
+    monkeypatch.setattr(synthetic, "cached_dataset", as_if_cached)
+    monkeypatch.setattr(dataset, "cached_dataset", as_if_cached)
+    assert main(["dataset"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "/cached/data.yaml\n"
+    assert PRESET_SPECS["full"].describe() in err and "preset full (the default; preset=quick" in err
+
+
+def test_dataset_command_classify_prints_the_dataset_folder(capsys, tmp_path):
+    assert main(["dataset", "task=classify", "train=2", "val=2", "imgsz=64"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_dir() and path.is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in (path / "train").iterdir()) == sorted(CLASSIFY_NAMES)
+
+
 @pytest.mark.parametrize(
-    "argument, message",
+    "arguments, message",
     [
-        ("train=0", "train=0: expected an integer >= 1"),
-        ("colour=red", "unknown argument 'colour'"),
-        ("preset=huge", "expected one of full, quick"),
-        ("imgsz=16", "at least 32 pixels"),
+        (["train=0"], "train=0: expected an integer >= 1"),
+        (["colour=red"], "unknown argument 'colour'"),
+        (["preset=huge"], "preset=huge: expected one of full, quick, study"),
+        (["imgsz=16"], "at least 32 pixels"),
+        (["task=depth"], "task=depth: expected one of detect, segment, pose, obb, classify"),
+        (["style=coco"], "style=coco: expected one of tokens, pretrain"),
+        (["task=classify", "val=1"], "a classify dataset needs at least 2 train and 2 val images"),
     ],
 )
-def test_dataset_command_rejects_bad_arguments(capsys, tmp_path, argument, message):
-    assert main(["dataset", argument]) == 2
-    assert message in capsys.readouterr().err
+def test_dataset_command_rejects_bad_arguments(capsys, tmp_path, arguments, message):
+    assert main(["dataset", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("ultralytics-biformer dataset: error: ") and message in err.splitlines()[0]
     assert not (tmp_path / "cache").exists()
+
+
+# --- presets, styles and tasks ---------------------------------------------------------------------------------------
+
+SMALL = DatasetSpec(seed=5, train=8, val=4, imgsz=96)  # every task's dataset in these tests
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """``generated(task, style)``: the folder of SMALL's dataset for that task and style, generated once."""
+    root, made = tmp_path_factory.mktemp("tasks"), {}
+
+    def get(task: str, style: str = "tokens") -> Path:
+        if (task, style) not in made:
+            spec = replace(SMALL, task=task, style=style)
+            generate_dataset(spec, root / spec.folder_name)
+            made[task, style] = root / spec.folder_name
+        return made[task, style]
+
+    return get
+
+
+def test_presets_live_in_the_data_module():
+    from ultralytics_biformer import data
+    from ultralytics_biformer.cli.dataset import PRESET_SPECS as CLI_PRESET_SPECS
+
+    assert CLI_PRESET_SPECS is PRESET_SPECS is data.PRESET_SPECS
+    assert {"full", "quick", "study"} <= PRESET_SPECS.keys()
+    assert preset_spec("quick", task="obb") == replace(PRESET_SPECS["quick"], task="obb")
+    with pytest.raises(ValueError, match="unknown dataset preset 'huge'; accepted: full, quick, study"):
+        preset_spec("huge")
+
+
+def test_study_preset_is_the_dataset_the_running_study_uses():
+    """A study already trains on this spec's cache folder: its name is a contract, written out here on purpose."""
+    study = PRESET_SPECS["study"]
+    assert study == DatasetSpec(seed=0, train=240, val=120, imgsz=256)
+    assert study.folder_name == "context-tokens-v1-seed0-240x120-256px"
+
+
+def test_default_style_and_task_keep_the_benchmark_unchanged(generated):
+    assert DatasetSpec(seed=3, train=6, val=3, imgsz=96, style="tokens", task="detect") == TINY
+    assert TINY.folder_name == f"{synthetic.NAME}-v{synthetic.VERSION}-seed3-6x3-96px"
+    names = {replace(SMALL, task=task, style=style).folder_name for task in TASKS for style in STYLES}
+    assert len(names) == len(TASKS) * len(STYLES)  # every variant is cached apart
+    for task in TASKS[1:]:
+        assert replace(SMALL, task=task).folder_name == f"{SMALL.folder_name}-{task}-v{synthetic.REVISIONS[task]}"
+    # Segmentation draws the detection images; pose and obb share one rotated scene.
+    assert _files(generated("segment") / "images") == _files(generated("detect") / "images")
+    assert _files(generated("pose") / "images") == _files(generated("obb") / "images")
+    assert _files(generated("obb") / "images") != _files(generated("detect") / "images")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("style", "coco", "style must be one of tokens, pretrain, got 'coco'"),
+        ("task", "depth", "task must be one of detect, segment, pose, obb, classify, got 'depth'"),
+    ],
+)
+def test_spec_rejects_unknown_style_and_task(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        replace(TINY, **{field: value})
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("style", STYLES)
+def test_every_task_and_style_is_deterministic(task, style, generated, tmp_path):
+    again = replace(SMALL, task=task, style=style)
+    generate_dataset(again, tmp_path / "again")
+    first, second = _files(generated(task, style)), _files(tmp_path / "again")
+    assert first == second
+    assert len([k for k in first if k.endswith(".jpg")]) == SMALL.train + SMALL.val
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_is_cached(task, monkeypatch):
+    spec = replace(SMALL, train=2, val=2, task=task)
+    path = ensure_dataset(spec, log=lambda message: None)
+    assert path.exists() and path.is_dir() == (task == "classify")
+    assert cached_dataset(spec) == path
+    monkeypatch.setattr(synthetic, "generate_dataset", lambda *a: pytest.fail("a cached dataset was generated again"))
+    assert ensure_dataset(spec, log=lambda message: None) == path
+
+
+def _ultralytics_dataset(folder: Path, task: str):
+    """Load a split the way Ultralytics' trainers do; returns (data dict, YOLODataset of the train split)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    from ultralytics_biformer.cli.offline import offline_ultralytics
+
+    offline_ultralytics()
+    data = check_det_dataset(str(folder / "data.yaml"))
+    dataset = build_yolo_dataset(get_cfg(overrides={"task": task, "imgsz": SMALL.imgsz}), data["train"], 4, data, "val")
+    lines = sum(len(p.read_text().splitlines()) for p in (folder / "labels" / "train").glob("*.txt"))
+    assert len(dataset.labels) == SMALL.train  # no image or label file was rejected as corrupt
+    assert sum(len(label["cls"]) for label in dataset.labels) == lines  # nor any label line
+    for label in dataset.labels:
+        assert len(label["cls"]) > 0 and set(label["cls"].ravel()) <= set(range(len(CLASS_NAMES)))
+    return data, dataset
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_segment_labels_load_in_ultralytics_and_stay_in_the_image(style, generated):
+    _, dataset = _ultralytics_dataset(generated("segment", style), "segment")
+    for label in dataset.labels:
+        assert len(label["segments"]) == len(label["cls"])
+        for polygon in label["segments"]:
+            assert len(polygon) >= 4 and (polygon >= 0).all() and (polygon <= 1).all()
+    assert dataset[0]["masks"].any()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_segment_rings_are_hollow_polygons_that_trace_the_ring(style, tmp_path):
+    """A ring's polygon covers the ring's uniformly coloured pixels and leaves its centre out."""
+    from ultralytics.data.utils import polygon2mask
+
+    size = 320  # rings wide enough to have an inside after one pixel of erosion
+    root = generate_dataset(DatasetSpec(seed=11, train=4, val=1, imgsz=size, style=style, task="segment"), tmp_path)
+    checked = 0
+    for label_file in sorted((root.parent / "labels" / "train").glob("*.txt")):
+        image = cv2.imread(str(root.parent / "images" / "train" / f"{label_file.stem}.jpg"))
+        for line in label_file.read_text().splitlines():
+            cls, *coords = line.split()
+            if int(cls) != scene.RING:
+                continue
+            polygon = np.array(coords, dtype=float).reshape(-1, 2) * size
+            mask = polygon2mask((size, size), [polygon], color=1, downsample_ratio=1).astype(np.uint8)
+            (x0, y0), (x1, y1) = polygon.min(0), polygon.max(0)
+            assert mask[round((y0 + y1) / 2), round((x0 + x1) / 2)] == 0  # the hole is not part of the ring
+            inside = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)  # away from anti-aliased edges
+            if inside.sum() >= 20:
+                assert image[inside].std(0).max() < 15, "the polygon covers more than the ring's own colour"
+                checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_pose_keypoints_load_in_ultralytics_and_lie_on_their_object(style, generated):
+    data, dataset = _ultralytics_dataset(generated("pose", style), "pose")
+    assert data["kpt_shape"] == [4, 3] and data["flip_idx"] == [0, 3, 2, 1]
+    for label in dataset.labels:
+        keypoints, boxes = label["keypoints"], label["bboxes"]  # (n, 4, 3), (n, 4) normalised xywh
+        assert keypoints.shape == (len(boxes), 4, 3) and (keypoints[..., 2] == 2).all()
+        low, high = boxes[:, None, :2] - boxes[:, None, 2:] / 2, boxes[:, None, :2] + boxes[:, None, 2:] / 2
+        assert ((keypoints[..., :2] >= low - 1e-5) & (keypoints[..., :2] <= high + 1e-5)).all()
+        front, right, back, left = (keypoints[:, k, :2] * SMALL.imgsz for k in range(4))
+        centre = (front + back) / 2
+        along, across = front - centre, right - centre
+        # Right is a quarter turn clockwise from front on screen (y down), which is what flip_idx relies on.
+        assert (along[:, 0] * across[:, 1] - along[:, 1] * across[:, 0] > 0).all()
+        assert np.allclose(centre, (right + left) / 2, atol=0.01)
+        tokens = np.isin(label["cls"].ravel(), TOKEN_CLASSES)
+        assert (np.linalg.norm(front - back, axis=1) > np.linalg.norm(right - left, axis=1))[tokens].all()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_obb_labels_load_in_ultralytics_with_angles_in_range(style, generated):
+    _, dataset = _ultralytics_dataset(generated("obb", style), "obb")
+    for index, label in enumerate(dataset.labels):
+        for corners in label["segments"]:
+            assert corners.shape == (4, 2) and (corners >= 0).all() and (corners <= 1).all()
+        boxes = dataset[index]["bboxes"].numpy()  # xywhr, as the OBB loss receives them
+        assert len(boxes) == len(label["cls"])
+        assert ((boxes[:, 4] >= -np.pi / 4) & (boxes[:, 4] < 3 * np.pi / 4)).all()
+        assert (boxes[:, 2] >= boxes[:, 3]).all()
+        tokens = np.isin(label["cls"].ravel(), TOKEN_CLASSES)
+        assert (boxes[tokens, 2] > 1.5 * boxes[tokens, 3]).all()  # elongated, so the angle means something
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_classify_folders_load_in_ultralytics(style, generated):
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.dataset import ClassificationDataset
+    from ultralytics.data.utils import check_cls_dataset
+
+    from ultralytics_biformer.cli.offline import offline_ultralytics
+
+    offline_ultralytics()
+    data = check_cls_dataset(str(generated("classify", style)))
+    assert data["nc"] == len(CLASSIFY_NAMES) and sorted(data["names"].values()) == sorted(CLASSIFY_NAMES)
+    cfg = get_cfg(overrides={"task": "classify", "imgsz": SMALL.imgsz})
+    for split, count in (("train", SMALL.train), ("val", SMALL.val)):
+        dataset = ClassificationDataset(root=str(data[split]), args=cfg, augment=False)
+        classes = [cls for _, cls, *_ in dataset.samples]
+        assert len(dataset) == count and set(classes) == set(range(len(CLASSIFY_NAMES)))
+        for file, cls, *_ in dataset.samples:
+            assert Path(file).parent.name == data["names"][cls]
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("rotated", [False, True])
+def test_every_token_lies_in_one_zone_of_its_class(style, rotated):
+    seen = set()
+    for index in range(6):
+        drawn = render_scene(np.random.default_rng([2, 0, index]), 128, style, rotated)
+        for obj in drawn.objects:
+            if obj.cls in TOKEN_CLASSES:
+                (x0, y0), (x1, y1) = np.floor(obj.box[:2]).astype(int), np.ceil(obj.box[2:]).astype(int)
+                assert (drawn.zone_kinds[y0:y1, x0:x1] == obj.cls).all()
+                seen.add(obj.cls)
+    assert seen == set(TOKEN_CLASSES)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_classify_label_is_the_zone_under_the_one_marked_token(style):
+    look = scene._LOOKS[style]
+    for index in range(8):
+        kind = index % 2
+        drawn = render_scene(np.random.default_rng([4, 0, index]), 256, style, marked=kind)
+        x0, y0, x1, y1 = drawn.marked_box
+        assert drawn.marked == kind and (drawn.zone_kinds[y0:y1, x0:x1] == kind).all()
+        centre = drawn.image[(y0 + y1) // 2, (x0 + x1) // 2].astype(float)
+        fill = np.array(look.token_colours[0], dtype=float)
+        assert np.abs(centre - look.marker_fill).max() < np.abs(centre - fill).max()  # it wears the marker colour
+
+
+def test_pretrain_style_is_a_visibly_different_domain():
+    """Same classes and meaning, but other token colours and shapes, so a detector trained on one must adapt."""
+    means = {}
+    for style in STYLES:
+        pixels = []
+        for index in range(4):
+            image, labels = render_image(np.random.default_rng([6, 0, index]), 320, style)
+            for cls, xc, yc, *_ in labels:
+                if cls in TOKEN_CLASSES:
+                    pixels.append(image[round(yc * 320), round(xc * 320)].astype(float))
+        means[style] = np.mean(pixels, axis=0)
+    assert np.abs(means["tokens"] - means["pretrain"]).max() > 60, means

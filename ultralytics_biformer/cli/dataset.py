@@ -1,6 +1,7 @@
-"""``ultralytics-biformer dataset``: generate (once) the bundled benchmark dataset and print its data YAML's path.
+"""``ultralytics-biformer dataset``: generate (once) a bundled benchmark dataset and print its ``data=`` path.
 
-Only the path goes to stdout, so ``yolo train data=$(ultralytics-biformer dataset) ...`` works; progress goes to stderr.
+Only the path goes to stdout, so ``yolo train data=$(ultralytics-biformer dataset) ...`` works; which dataset was
+chosen, and whether it was generated or reused, goes to stderr.
 """
 
 from __future__ import annotations
@@ -8,16 +9,21 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from ..data.synthetic import CACHE_ENV, CLASS_NAMES, DatasetSpec, ensure_dataset
-from .args import Option, choice, non_negative_int, parse_options, positive_int
+from ..data.presets import PRESET_SPECS
+from ..data.synthetic import CACHE_ENV, CLASS_NAMES, STYLES, TASKS, cached_dataset, ensure_dataset
+from .args import ArgumentError, Option, choice, non_negative_int, parse_options, positive_int
 
-__all__ = ["OPTIONS", "run", "usage"]
+# PRESET_SPECS lives in ultralytics_biformer.data.presets; importing it from here still works for older callers.
+__all__ = ["OPTIONS", "PRESET_SPECS", "run", "usage"]
 
-PRESET_SPECS = {"full": DatasetSpec(), "quick": DatasetSpec(train=160, val=40, imgsz=256)}
+DEFAULT_PRESET = "full"
+SIZE_KEYS = ("seed", "train", "val", "imgsz")
 
 OPTIONS = [
-    Option("preset", choice(*PRESET_SPECS), "full", "the dataset of compare's preset: full or quick"),
-    Option("seed", non_negative_int, None, "generator seed (default 0)"),
+    Option("preset", choice(*PRESET_SPECS), None, f"sizes: {', '.join(PRESET_SPECS)} (default {DEFAULT_PRESET})"),
+    Option("task", choice(*TASKS), "detect", f"labels for this YOLO task: {', '.join(TASKS)}"),
+    Option("style", choice(*STYLES), None, "the look: tokens (the benchmark) or pretrain (another domain)"),
+    Option("seed", non_negative_int, None, "generator seed (preset)"),
     Option("train", positive_int, None, "train images (preset)"),
     Option("val", positive_int, None, "val images (preset)"),
     Option("imgsz", positive_int, None, "image width and height in pixels (preset)"),
@@ -33,24 +39,35 @@ def usage() -> str:
     )
     return (
         "usage: ultralytics-biformer dataset [key=value ...]\n\n"
-        "Generate the context-tokens detection benchmark (if not cached yet) and print the path of its data YAML.\n"
+        "Generate a context-tokens benchmark dataset (if not cached yet) and print the path to pass as data=: the\n"
+        "data YAML, or for task=classify the dataset folder.\n"
         f"Classes: {', '.join(CLASS_NAMES)}. Small identical tokens are classed by the zone they sit in, which only\n"
-        "context shows; rings give medium and large objects; unlabelled clutter surrounds them. Cached under\n"
-        f"${CACHE_ENV} or ~/.cache/ultralytics-biformer.\n\n"
-        f"keys:\n{keys}\n\npresets:\n{presets}\n\nexample: yolo train data=$(ultralytics-biformer dataset) model=yolo11n.yaml\n"
+        "context shows; rings give medium and large objects; unlabelled clutter surrounds them. task=classify labels\n"
+        "each image by the zone under its one marked token. style=pretrain draws the same classes in another look,\n"
+        "to pre-train on before fine-tuning.\n"
+        f"Cached under ${CACHE_ENV} or ~/.cache/ultralytics-biformer.\n\n"
+        f"keys:\n{keys}\n\npresets:\n{presets}\n\n"
+        "examples:\n"
+        "  yolo train data=$(ultralytics-biformer dataset preset=quick) model=yolo11n.yaml\n"
+        "  yolo train data=$(ultralytics-biformer dataset preset=quick task=pose) model=yolo11n-pose.yaml\n"
     )
 
 
 def run(tokens: list[str]) -> int:
     """Run ``dataset`` with its ``key=value`` arguments; return the exit code."""
     values = parse_options(tokens, OPTIONS, "dataset")
-    spec = PRESET_SPECS[values.pop("preset")]
+    preset = values.pop("preset")
+    given = {key: value for key, value in values.items() if value is not None}
     try:
-        spec = replace(spec, **{k: v for k, v in values.items() if v is not None})
+        spec = replace(PRESET_SPECS[preset or DEFAULT_PRESET], **given)
     except ValueError as e:
-        from .args import ArgumentError
-
         raise ArgumentError(str(e)) from None
+    # The default preset is the big one: say so, and how to get the small one, before any long generation.
+    origin = f"preset {preset}" if preset else f"preset {DEFAULT_PRESET} (the default; preset=quick is far smaller)"
+    if changed := [f"{key}={given[key]}" for key in SIZE_KEYS if key in given]:
+        origin += f" with {' '.join(changed)}"
+    state = "reusing the cached copy" if cached_dataset(spec) is not None else "generating it (once)"
+    print(f"ultralytics-biformer dataset: {spec.describe()}; {origin}; {state}", file=sys.stderr)
     print(ensure_dataset(spec))
     sys.stdout.flush()
     return 0
