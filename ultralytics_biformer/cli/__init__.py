@@ -2,7 +2,8 @@
 
 Arguments are Ultralytics-style ``key=value`` pairs, parsed strictly: an unknown key or a bad value stops the command
 before any work with a message saying what is wrong and what is accepted (exit code 2). Each subcommand lives in its
-own module, imported only when it runs.
+own module, imported only when it runs. ``YOLO_OFFLINE=1`` is put in the environment (unless set) before that import,
+so that Ultralytics, wherever it is first imported, skips its network connectivity check.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ultralytics-biformer: unknown command '{command}'. Accepted: {', '.join(COMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return 2
+    # Before the command module is imported: whatever imports Ultralytics first triggers its connectivity check.
+    from .offline import offline_environment
+
+    offline_environment()
     module = importlib.import_module(f".{command}", __name__)
     if any(token in HELP for token in tokens):
         print(module.usage())

@@ -3,7 +3,8 @@
 Two things in Ultralytics reach out during training on a local dataset:
 
 - import-time connectivity and pip-update checks, which ``YOLO_OFFLINE=1`` turns off. It must be in the environment
-  before ``ultralytics`` is first imported, so the commands put it in the environment of every worker process;
+  before ``ultralytics`` is first imported, so ``main`` sets it before importing a command (the package imports no
+  Ultralytics before that), and the commands pass it on to every worker process;
 - ``check_font("Arial.ttf")``, run by every ``check_det_dataset`` call and by label plotting, which asks the network
   for Arial whenever it is not on disk, ``YOLO_OFFLINE`` or not; the integration's ``use_local_fonts`` makes it local.
 """
@@ -12,9 +13,15 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["OFFLINE_ENV", "offline_ultralytics"]
+__all__ = ["OFFLINE_ENV", "offline_environment", "offline_ultralytics"]
 
 OFFLINE_ENV = {"YOLO_OFFLINE": "1"}
+
+
+def offline_environment() -> None:
+    """Set ``YOLO_OFFLINE=1`` unless set; idempotent. ``main`` calls it before importing any command module."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def offline_ultralytics() -> None:
@@ -22,8 +29,7 @@ def offline_ultralytics() -> None:
 
     Call it before the first ``import ultralytics`` where possible: the connectivity check runs at import.
     """
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
+    offline_environment()
     from ..integration import use_local_fonts
 
     use_local_fonts()
