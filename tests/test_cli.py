@@ -257,7 +257,7 @@ def test_routes_draws_every_bra_layer_of_an_untrained_model(image_file, tmp_path
                 f"source={image_file}",
                 "imgsz=128",
                 f"out={out}",
-                "points=0.5,0.5;0.1,0.9",
+                "points=0.5,0.5/0.1,0.9",
             ]
         )
         == 0

@@ -41,9 +41,8 @@ def _environment(**extra: str) -> dict[str, str]:
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=_environment(**env), capture_output=True, text=True, timeout=300
-    )
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    proc = subprocess.run(command, env=_environment(**env), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

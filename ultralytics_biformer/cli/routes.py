@@ -4,7 +4,8 @@ For each query point, every BRA layer routes the point's region to its ``topk`` 
 attended to. This command runs the model once on an image, captures each layer's queries and keys with a forward
 hook on its ``qkv`` projection, recomputes the routing with :func:`~ultralytics_biformer.route_regions` (the very
 function the layer uses) and draws, one panel per layer, the routed key regions of every query point over the
-letterboxed input image the model saw. Trained (.pt) and untrained (YAML) models both work.
+letterboxed input image the model saw, with the letterbox padding hatched, so that routes to regions holding nothing
+but padding are not mistaken for routes into the image. Trained (.pt) and untrained (YAML) models both work.
 """
 
 from __future__ import annotations
@@ -21,19 +22,37 @@ from .args import ArgumentError, Option, parse_options, positive_int, text
 if TYPE_CHECKING:
     from ..functional import RegionGrid
 
-__all__ = ["OPTIONS", "LayerRoutes", "capture_routes", "run", "usage"]
+__all__ = [
+    "OPTIONS",
+    "LayerRoutes",
+    "capture_routes",
+    "draw",
+    "figure",
+    "letterbox",
+    "letterbox_box",
+    "marked_regions",
+    "run",
+    "usage",
+]
 
-DEFAULT_POINTS = "0.5,0.5;0.2,0.25;0.8,0.75"
+# '/' between points, not ';': a shell ends the command at an unquoted ';', so a pasted example drew one point.
+POINT_SEPARATOR = "/"
+DEFAULT_POINTS = "0.5,0.5/0.2,0.25/0.8,0.75"
 
 
 def _points(raw: str) -> list[tuple[float, float]]:
-    """``x,y;x,y;...`` with x and y fractions of the image width and height."""
+    """``x,y/x,y/...`` with x and y fractions of the image width and height."""
+    if ";" in raw:
+        raise ValueError(
+            f"separate points with '{POINT_SEPARATOR}' (e.g. points=0.5,0.5/0.1,0.9), not ';': "
+            "an unquoted ';' ends a shell command"
+        )
     points = []
-    for item in raw.split(";"):
+    for item in raw.split(POINT_SEPARATOR):
         try:
             x, y = (float(v) for v in item.split(","))
         except ValueError:
-            raise ValueError(f"expected 'x,y;x,y;...' with x, y in [0, 1], got '{item}'") from None
+            raise ValueError(f"expected 'x,y/x,y/...' with x, y in [0, 1], got '{item}'") from None
         if not (0 <= x <= 1 and 0 <= y <= 1):
             raise ValueError(f"point '{item}' is outside [0, 1] x [0, 1] (fractions of the image width and height)")
         points.append((x, y))
@@ -47,7 +66,7 @@ OPTIONS = [
         "points",
         _points,
         _points(DEFAULT_POINTS),
-        f"query points 'x,y;x,y' as image fractions (default {DEFAULT_POINTS})",
+        f"query points 'x,y/x,y/...' as fractions of the image width and height (default {DEFAULT_POINTS})",
     ),
     Option("imgsz", positive_int, 640, "inference size, rounded up to a multiple of 32"),
     Option("out", text, None, "output PNG (default runs/routes/<source>-<model>.png)"),
@@ -60,8 +79,10 @@ def usage() -> str:
     return (
         "usage: ultralytics-biformer routes model=... source=... [key=value ...]\n\n"
         "Draw, for each query point, the key regions every bi-level routing attention layer routes it to.\n\n"
+        "Routed regions that lie on the letterbox padding (the grey border added to make the image square) are\n"
+        "hatched, not filled.\n\n"
         f"keys:\n{keys}\n\nexample: ultralytics-biformer routes model=yolo11n-biformer.yaml source=image.jpg "
-        "points=0.5,0.5;0.1,0.9\n"
+        "'points=0.5,0.5/0.1,0.9'\n"
     )
 
 
@@ -100,16 +121,21 @@ class LayerRoutes:
         return x0 * self.stride, y0 * self.stride, x1 * self.stride, y1 * self.stride
 
 
+def letterbox_box(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where :func:`letterbox` puts a ``height x width`` image in its ``size x size`` canvas: ``(x0, y0, x1, y1)``."""
+    r = min(size / height, size / width)
+    nh, nw = round(height * r), round(width * r)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    return left, top, left + nw, top + nh
+
+
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """Resize ``image`` to fit ``size x size`` keeping its aspect ratio, centred on Ultralytics' grey (114) padding."""
     import cv2
 
-    h, w = image.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = round(h * r), round(w * r)
+    x0, y0, x1, y1 = letterbox_box(*image.shape[:2], size)
     canvas = np.full((size, size, 3), 114, dtype=np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    canvas[y0:y1, x0:x1] = cv2.resize(image, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return canvas
 
 
@@ -151,38 +177,76 @@ def _layer_title(model, name: str) -> str:
     return name
 
 
-def draw(
+Box = tuple[float, float, float, float]
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def marked_regions(
+    layer: LayerRoutes, points: list[tuple[float, float]], content: Box
+) -> list[tuple[int, str, Box]]:
+    """What one panel draws: ``(point index, kind, input-pixel box)`` for each point's query region and routed regions.
+
+    ``kind`` is ``"query"``, ``"routed"`` or ``"padding"``: a routed region with no pixel inside ``content`` (the
+    image's box in the letterboxed input) holds only letterbox padding, and must not look like a region of the image.
+    """
+    marked = []
+    for i, (px, py) in enumerate(points):
+        region = layer.region_of(px, py)
+        for key_region in layer.routes[region]:
+            box = layer.box_of(key_region)
+            marked.append((i, "routed" if _overlaps(box, content) else "padding", box))
+        marked.append((i, "query", layer.box_of(region)))
+    return marked
+
+
+def _padding_bands(size: int, content: Box) -> list[Box]:
+    x0, y0, x1, y1 = content
+    bands = [(0, 0, size, y0), (0, y1, size, size), (0, y0, x0, y1), (x1, y0, size, y1)]
+    return [b for b in bands if b[2] > b[0] and b[3] > b[1]]
+
+
+def figure(
     image_rgb: np.ndarray,
     layers: list[LayerRoutes],
     points: list[tuple[float, float]],
     titles: list[str],
     suptitle: str,
-    out: Path,
-) -> Path:
-    """One panel per layer: the image, each point's query region (dashed) and routed key regions (filled)."""
+    content: Box | None = None,
+):
+    """One panel per layer: the image, each point's query region (dashed) and routed key regions (filled; hatched
+    where they lie on letterbox padding, which is hatched grey). ``content`` is the image's box in the letterboxed
+    input (default: all of it). Returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
 
+    size = image_rgb.shape[0]
+    content = content or (0, 0, size, size)
     cols = min(4, len(layers))
     rows = math.ceil(len(layers) / cols)
-    fig = Figure(figsize=(4.2 * cols, 4.4 * rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(4.2 * cols, 4.4 * rows + 0.9), layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    size = image_rgb.shape[0]
+    # A face is needed: matplotlib draws no hatch on a patch with neither face nor edge.
+    padding_style = {"facecolor": (1, 1, 1, 0.3), "edgecolor": "0.3", "hatch": "xx", "lw": 0}
     for ax, layer, title in zip(axes, layers, titles):
         ax.imshow(image_rgb)
-        for i, (px, py) in enumerate(points):
+        for x0, y0, x1, y1 in _padding_bands(size, content):
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, **padding_style))
+        for i, kind, (x0, y0, x1, y1) in marked_regions(layer, points, content):
             colour = f"C{i % 10}"
-            region = layer.region_of(px, py)
-            for key_region in layer.routes[region]:
-                x0, y0, x1, y1 = layer.box_of(key_region)
-                ax.add_patch(
-                    Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=colour, alpha=0.25, edgecolor=colour, lw=1.5)
-                )
-            x0, y0, x1, y1 = layer.box_of(region)
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, lw=2, ls="--"))
-            ax.plot(px, py, marker="*", ms=14, color=colour, mec="black", label=f"query {i + 1}")
+            style = {
+                "routed": {"facecolor": colour, "alpha": 0.25, "edgecolor": colour, "lw": 1.5},
+                "padding": {"fill": False, "hatch": "//", "edgecolor": colour, "lw": 1.5, "ls": ":"},
+                "query": {"fill": False, "edgecolor": colour, "lw": 2, "ls": "--"},
+            }[kind]
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, **style))
+        for i, (px, py) in enumerate(points):
+            ax.plot(px, py, marker="*", ms=14, color=f"C{i % 10}", mec="black")
         g = layer.grid
         ax.set_title(
             f"{title}\n{layer.height}x{layer.width} map, {g.rows}x{g.cols} regions, top-{layer.routes.shape[1]}",
@@ -191,26 +255,72 @@ def draw(
         ax.set(xlim=(0, size), ylim=(size, 0), xticks=[], yticks=[])
     for ax in axes[len(layers) :]:
         ax.axis("off")
-    axes[0].legend(fontsize=7, loc="lower left")
+    handles = [
+        Line2D([], [], ls="", marker="*", ms=10, color=f"C{i % 10}", mec="black", label=f"query {i + 1}")
+        for i in range(len(points))
+    ]
+    handles += [
+        Patch(fill=False, edgecolor="0.2", lw=2, ls="--", label="query region"),
+        Patch(facecolor="0.2", alpha=0.25, edgecolor="0.2", label="routed key region"),
+        Patch(fill=False, hatch="//", edgecolor="0.2", ls=":", label="routed key region on letterbox padding"),
+        Patch(**padding_style, label="letterbox padding (not part of the image)"),
+    ]
+    try:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=7)
+    except (ValueError, TypeError):  # matplotlib < 3.7 has no legend outside the axes
+        axes[0].legend(handles=handles, loc="lower left", fontsize=7)
     fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def draw(
+    image_rgb: np.ndarray,
+    layers: list[LayerRoutes],
+    points: list[tuple[float, float]],
+    titles: list[str],
+    suptitle: str,
+    out: Path,
+    content: Box | None = None,
+) -> Path:
+    """Save :func:`figure` as a PNG at ``out``; return ``out``."""
+    fig = figure(image_rgb, layers, points, titles, suptitle, content)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     return out
 
 
+MODEL_YAML = {".yaml", ".yml"}
+CHECKPOINT = {".pt", ".pth"}
+
+
+def _one_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
 def _load_model(spec: str):
+    """Build or load the model named by ``model=``, in float32 eval mode. Raises ArgumentError, with one line."""
+    suffix = Path(spec).suffix.lower()
+    if suffix not in MODEL_YAML | CHECKPOINT:
+        raise ArgumentError(
+            f"model={spec}: expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth) of a biformer model, "
+            "e.g. yolo11n-biformer.yaml"
+        )
+    if suffix in CHECKPOINT and not Path(spec).is_file():
+        raise ArgumentError(f"model={spec}: no such file (routes never downloads weights)")
     from ultralytics import YOLO
 
     from ..modules import BiLevelRoutingAttention
 
-    if Path(spec).suffix.lower() in {".pt", ".pth"} and not Path(spec).is_file():
-        raise ArgumentError(f"model={spec}: no such file (routes never downloads weights)")
     try:
         net = YOLO(spec).model
-    except FileNotFoundError as e:
+    except FileNotFoundError:
         raise ArgumentError(
-            f"model={spec}: {e}; give a biformer model YAML (e.g. yolo11n-biformer.yaml) or a local .pt checkpoint"
+            f"model={spec}: no such file, and no bundled model YAML has that name; give a biformer model YAML "
+            "(e.g. yolo11n-biformer.yaml) or a local .pt checkpoint"
         ) from None
+    except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
+        what = "could not be loaded" if suffix in CHECKPOINT else "does not build"
+        raise ArgumentError(f"model={spec} {what}: {_one_line(e)}") from None
     if not any(isinstance(m, BiLevelRoutingAttention) for m in net.modules()):
         raise ArgumentError(
             f"model={spec} has no bi-level routing attention layers; give a biformer model, e.g. "
@@ -235,14 +345,13 @@ def run(tokens: list[str]) -> int:
     offline_ultralytics()
     model = _load_model(values["model"])
     size = math.ceil(values["imgsz"] / 32) * 32
-    h, w = image.shape[:2]
-    r = min(size / h, size / w)
-    left, top = (size - round(w * r)) // 2, (size - round(h * r)) // 2
+    content = letterbox_box(*image.shape[:2], size)
+    x0, y0, x1, y1 = content
     rgb = letterbox(image, size)[..., ::-1].copy()
     layers = capture_routes(model, rgb)
-    points = [(left + x * w * r, top + y * h * r) for x, y in values["points"]]
+    points = [(x0 + x * (x1 - x0), y0 + y * (y1 - y0)) for x, y in values["points"]]
     out = Path(values["out"] or Path("runs/routes") / f"{Path(values['source']).stem}-{Path(values['model']).stem}.png")
     titles = [_layer_title(model, layer.name) for layer in layers]
     suptitle = f"{values['model']}: key regions routed to each query region (dashed), imgsz {size}"
-    print(draw(rgb, layers, points, titles, suptitle, out))
+    print(draw(rgb, layers, points, titles, suptitle, out, content))
     return 0

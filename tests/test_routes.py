@@ -1,0 +1,137 @@
+"""``ultralytics-biformer routes``: bad models fail as argument errors, points survive a shell, padding is marked."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from ultralytics_biformer import config_dir
+from ultralytics_biformer.cli import main, routes
+from ultralytics_biformer.cli.args import parse_options
+from ultralytics_biformer.functional import region_grid
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("image") / "scene.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (40, 100, 3), dtype=np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    """Model files routes must refuse, by name."""
+    root = tmp_path_factory.mktemp("models")
+    import torch
+    from ultralytics import YOLO
+
+    (root / "syntax.yaml").write_text("nc: 80\nbackbone: [[-1, 1, Conv, [64, 3, 2]]\n")
+    biformer = (config_dir() / "yolo11-biformer.yaml").read_text()
+    assert "[1024, 2, 2]] # 10" in biformer
+    (root / "yolo11n-zero-windows.yaml").write_text(biformer.replace("[1024, 2, 2]] # 10", "[1024, 0, 2]] # 10"))
+    (root / "corrupt.pt").write_bytes(b"not a checkpoint" * 8)
+    torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
+    YOLO("yolo11n.yaml").save(root / "stock.pt")
+    cv2.imwrite(str(root / "picture.png"), np.zeros((32, 32, 3), np.uint8))
+    return root
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("syntax.yaml", "does not build: ValueError: YAML syntax error"),
+        ("yolo11n-zero-windows.yaml", "does not build: ValueError: model YAML layer 10 (C2PSA_BRA): n_win must be"),
+        ("corrupt.pt", "could not be loaded: TypeError:"),
+        ("foreign.pt", "could not be loaded: TypeError:"),
+        ("stock.pt", "has no bi-level routing attention layers"),
+        ("picture.png", "expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth)"),
+        ("missing.yaml", "no such file"),
+    ],
+)
+def test_bad_model_is_a_one_line_argument_error(name, reason, bad_models, image_file, tmp_path, capsys):
+    out = tmp_path / "routes.png"
+    assert main(["routes", f"model={bad_models / name}", f"source={image_file}", "imgsz=64", f"out={out}"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    first = next(i for i, line in enumerate(err) if line.startswith("ultralytics-biformer routes: error:"))
+    assert f"model={bad_models / name}" in err[first] and reason in err[first], err[first]
+    assert err[first + 1].startswith("Run 'ultralytics-biformer routes help'")  # the message took one line
+    assert not out.exists()
+
+
+def test_points_are_separated_by_a_slash_and_semicolons_are_refused():
+    assert routes._points("0.5,0.5/0.1,0.9/1,0") == [(0.5, 0.5), (0.1, 0.9), (1.0, 0.0)]
+    with pytest.raises(ValueError, match=r"separate points with '/'.*';' ends a shell command"):
+        routes._points("0.5,0.5;0.1,0.9")
+    with pytest.raises(ValueError, match="expected 'x,y/x,y/...'"):
+        routes._points("0.5,0.5/")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_help_example_pasted_into_a_shell_passes_every_point():
+    example = next(line for line in routes.usage().splitlines() if line.startswith("example:"))
+    command = example.removeprefix("example:").strip()
+    stub = 'ultralytics-biformer() { printf "%s\\n" "$@"; }'  # prints the arguments the shell passes
+    passed = subprocess.run(["bash", "-c", f"{stub}\n{command}"], capture_output=True, text=True).stdout.splitlines()
+    assert passed == shlex.split(command)[1:]
+    values = parse_options(passed[1:], routes.OPTIONS, "routes")
+    assert len(values["points"]) > 1  # the example shows how to give several
+
+
+def _layer(routes_of_region: dict[int, list[int]]) -> routes.LayerRoutes:
+    """A 4x4 map of 1x1-token regions at stride 32 (a 128 px input) with the given routes, the rest routed to 0."""
+    grid = region_grid(4, 4, 4)
+    table = np.zeros((grid.num_regions, 2), dtype=np.int64)
+    for region, keys in routes_of_region.items():
+        table[region] = keys
+    return routes.LayerRoutes("model.10.m.0.attn", 4, 4, 32.0, grid, table)
+
+
+def test_routed_regions_on_letterbox_padding_are_marked_as_padding():
+    # A 128 px letterbox of a 2:1 image: the picture fills rows 32..96, rows 0..32 and 96..128 are padding.
+    content = routes.letterbox_box(50, 100, 128)
+    assert content == (0, 32, 128, 96)
+    layer = _layer({5: [1, 6], 14: [15, 9]})  # query regions 5 (row 1) and 14 (row 3) -> regions in rows 0, 1, 3, 2
+    queries = [(40.0, 40.0), (70.0, 100.0)]
+    marked = routes.marked_regions(layer, queries, content)
+    padding_rows = {0, 3}
+    for point, kind, box in marked:
+        row = int(box[1] // 32)
+        if kind != "query":
+            assert kind == ("padding" if row in padding_rows else "routed"), (point, kind, box)
+    assert sorted(kind for _, kind, _ in marked) == ["padding", "padding", "query", "query", "routed", "routed"]
+
+    image = routes.letterbox(np.full((50, 100, 3), 200, np.uint8), 128)
+    fig = routes.figure(image, [layer], queries, ["layer 10"], "test", content)
+    ax = fig.axes[0]
+    patches = {(p.get_x(), p.get_y(), p.get_width(), p.get_height()): p for p in ax.patches}
+    for _, kind, (x0, y0, x1, y1) in marked:
+        patch = patches[(x0, y0, x1 - x0, y1 - y0)]
+        if kind == "padding":
+            assert patch.get_hatch() and not patch.get_fill(), "a routed padding region must be hatched, not filled"
+        elif kind == "routed":
+            assert patch.get_fill() and not patch.get_hatch()
+    # The padding bands themselves are hatched too, and the legend says what hatching means.
+    for band in ((0, 0, 128, 32), (0, 96, 128, 32)):
+        assert patches[band].get_hatch()
+    legend = " ".join(t.get_text() for legend in [*fig.legends, *(a.get_legend() for a in fig.axes)] if legend
+                      for t in legend.get_texts())
+    assert "letterbox padding" in legend
+
+
+@pytest.mark.parametrize("kind", ["yaml", "checkpoint"])
+def test_routes_runs_end_to_end_on_a_wide_image(kind, image_file, tmp_path, capsys):
+    model = "yolo11n-biformer.yaml"
+    if kind == "checkpoint":
+        from ultralytics import YOLO
+
+        model = str(tmp_path / "biformer.pt")
+        YOLO("yolo11n-biformer.yaml").save(model)
+    out = tmp_path / "routes.png"
+    assert main(["routes", f"model={model}", f"source={image_file}", "imgsz=96", f"out={out}",
+                 "points=0.5,0.5/0.05,0.95"]) == 0
+    assert capsys.readouterr().out.strip().endswith(str(out)) and out.is_file()
