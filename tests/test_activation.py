@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -152,8 +151,9 @@ def test_ddp_state_file_loads_in_a_fresh_interpreter(tmp_path, tiny_dataset):
     assert loaded == "C2PSA_BRA 6"  # 4 box coordinates + the tiny dataset's 2 classes
 
 
-def test_yolo_cli_finds_config_by_repo_relative_path(tmp_path):
-    """`yolo ... model=cfg/yolo11n-biformer.yaml` from the repository root: a real path with the scale in its name."""
+def test_config_found_by_repo_relative_path():
+    """``YOLO("cfg/yolo11s-biformer.yaml")`` from the repository root, as ``yolo ... model=cfg/...`` calls it: a real
+    path, with the scale in its name."""
     repo = Path(__file__).resolve().parents[1]
     out = python(
         """
@@ -164,7 +164,6 @@ def test_yolo_cli_finds_config_by_repo_relative_path(tmp_path):
         cwd=repo,
     ).stdout.split("\n")[0]
     assert out == "s C3k2_BRA"
-    assert shutil.which(YOLO_CLI) or Path(YOLO_CLI).exists()
 
 
 def test_autoload_failure_is_reported_not_swallowed():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
+import logging
 import random
 import threading
 from pathlib import Path
@@ -37,6 +40,41 @@ def stock_tensors_missing(stock, ours):
     """Stock state-dict entries that have no same-named, same-shaped tensor in ``ours``."""
     theirs = ours.state_dict()
     return [k for k, v in stock.state_dict().items() if k not in theirs or theirs[k].shape != v.shape]
+
+
+@contextlib.contextmanager
+def layer_table():
+    """Collect the layer-table rows Ultralytics logs inside the block, as a dict layer index -> row text."""
+    from ultralytics.utils import LOGGER
+
+    rows = {}
+
+    class Rows(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if message[:3].strip().isdigit():  # rows start with the index, right-aligned in 3 characters
+                rows[int(message[:3])] = message
+
+    handler = Rows()
+    LOGGER.addHandler(handler)
+    try:
+        yield rows
+    finally:
+        LOGGER.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def stock_parser_replaced_by(parser):
+    """Make ``parser`` stand in for Ultralytics' parse_model, unregistered; restore the true one and register after."""
+    ultralytics_biformer.unregister()
+    true_stock = tasks.parse_model
+    tasks.parse_model = parser
+    try:
+        yield true_stock
+    finally:
+        ultralytics_biformer.unregister()
+        tasks.parse_model = true_stock
+        ultralytics_biformer.register()
 
 
 @pytest.mark.parametrize("scale", "nsmlx")
@@ -134,12 +172,27 @@ def test_standalone_bra_row_repeats_scale_with_depth():
     [
         ([-1, 2, "C2PSA_BRA", [1024, 0, 2]], "layer 10 (C2PSA_BRA): n_win must be a positive integer, got 0"),
         ([-1, 2, "C2PSA_BRA", [1024, 2, -1]], "layer 10 (C2PSA_BRA): topk must be a positive integer, got -1"),
-        ([-1, 2, "C2PSA_BRA", [1024, 2, 1.5]], "topk must be a positive integer, got 1.5"),
-        ([-1, 2, "C2PSA_BRA", [1024, 2, "x"]], "topk must be a positive integer, got 'x'"),
-        ([-1, 2, "C2PSA_BRA", [2, 2]], "layer 10 (C2PSA_BRA): got args [2, 2]; C2PSA_BRA rows take [c2, n_win, topk]"),
-        ([-1, 2, "C2PSA_BRA", 7], "layer 10 (C2PSA_BRA): got args 7"),
-        ([-1, 1, "BRA", [2, 2]], "layer 10 (BRA): got args [2, 2]; BRA rows take [c2, n_win, topk]"),
-        ([-1, 1, "BRA", [512, 2, 2]], "layer 10 (BRA): BRA preserves channels, but its input has 256 and the row asks for 128"),
+        (
+            [-1, 2, "C2PSA_BRA", [1024, 2, 1.5]],
+            "expected n_win and topk, positive integers, at the end of the args, got [1024, 2, 1.5] (topk is 1.5)",
+        ),
+        ([-1, 2, "C2PSA_BRA", [1024, 2, "x"]], "at the end of the args, got [1024, 2, 'x'] (topk is 'x')"),
+        (  # topk left out: the c3k flag would otherwise be read as n_win
+            [-1, 2, "C3k2_BRA", [256, False, 8]],
+            "layer 10 (C3k2_BRA): expected n_win and topk, positive integers, at the end of the args, "
+            "got [256, False, 8] (n_win is False)",
+        ),
+        ([-1, 2, "C2PSA_BRA", [2, 2]], "layer 10 (C2PSA_BRA): expected c2, n_win and topk at least, got [2, 2]"),
+        ([-1, 2, "C2PSA_BRA", [1024, 0.5, 1, 2, 2]], "expected at most 4 args, got 5: [1024, 0.5, 1, 2, 2]"),
+        ([-1, 2, "C2PSA_BRA", 7], "layer 10 (C2PSA_BRA): args must be a list, got 7"),
+        (
+            [-1, 1, "BRA", [256, 2]],
+            "layer 10 (BRA): expected c2, n_win and topk at least, got [256, 2]; BRA rows take [c2, n_win, topk]",
+        ),
+        (
+            [-1, 1, "BRA", [512, 2, 2]],
+            "layer 10 (BRA): BRA preserves channels, but its input has 256 and the row asks for 128",
+        ),
     ],
 )
 def test_bad_rows_name_the_layer_and_value(row, message):
@@ -160,6 +213,9 @@ def test_heads_must_divide_channels():
 
 def test_stock_yamls_are_untouched_by_the_hook(registered):
     """With the hook active every stock model builds exactly as without it (a sample here; scripts/ checks all)."""
+    ultralytics_biformer.unregister()
+    stock_parse = tasks.parse_model  # taken while unregistered, and checked to be Ultralytics' own function
+    assert stock_parse.__module__ == "ultralytics.nn.tasks" and stock_parse.__qualname__ == "parse_model"
     stock_yamls = sorted(p for p in STOCK_CFG.rglob("*.yaml") if "rtdetr" not in p.name and "yoloe" not in p.name)
     sample = random.Random(0).sample(stock_yamls, 4) + [STOCK_CFG / "11" / "yolo11.yaml"]
     for path in sample:
@@ -170,11 +226,12 @@ def test_stock_yamls_are_untouched_by_the_hook(registered):
         )
         if model_cls is None:
             continue
+        ultralytics_biformer.register()
+        assert tasks.parse_model is integration._parse_model
         with_hook = build(copy.deepcopy(cfg), model_cls)
         ultralytics_biformer.unregister()
-        assert tasks.parse_model is integration._stock.get("parse_model", tasks.parse_model)
+        assert tasks.parse_model is stock_parse
         without = build(copy.deepcopy(cfg), model_cls)
-        ultralytics_biformer.register()
         assert sum(p.numel() for p in with_hook.parameters()) == sum(p.numel() for p in without.parameters()), path
         x = torch.rand(1, 3, 64, 64)
         with torch.no_grad():
@@ -185,7 +242,9 @@ def test_stock_yamls_are_untouched_by_the_hook(registered):
 
 
 def test_register_and_unregister_are_idempotent_and_thread_safe(registered):
-    stock_parse = integration._stock["parse_model"]
+    ultralytics_biformer.unregister()
+    stock_parse = tasks.parse_model  # Ultralytics' own, taken while unregistered
+    assert stock_parse.__module__ == "ultralytics.nn.tasks" and stock_parse.__qualname__ == "parse_model"
 
     def churn():
         for _ in range(50):
@@ -226,19 +285,82 @@ def test_bundled_yaml_names_resolve_from_any_directory(tmp_path, monkeypatch):
     assert not any(row[2] == "C2PSA_BRA" for row in tasks.yaml_model_load("yolo11n-biformer.yaml")["backbone"])
 
 
-def test_layer_table_names_our_blocks(capsys):
-    from ultralytics.utils import LOGGER
+def test_layer_table_names_our_blocks():
+    with layer_table() as rows:
+        model = DetectionModel("yolo11n-biformer.yaml", verbose=True)
+    assert "ultralytics_biformer.C2PSA_BRA " in rows[10] and "n_win=2, topk=2]" in rows[10]
+    assert f"{model.model[10].np:10.0f}  " in rows[10]  # the converted block's parameters, not the stock twin's
+    assert "C3k2_BRA" in rows[16] and "C3k2_BRA" not in rows[13] and "C2PSA " not in rows[10]
 
-    records = []
-    handler = type("Capture", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})()
-    LOGGER.addHandler(handler)
-    try:
-        DetectionModel("yolo11n-biformer.yaml", verbose=True)
-    finally:
-        LOGGER.removeHandler(handler)
-    rows = {line.split()[0]: line for line in records if line[:3].strip().isdigit()}
-    assert "ultralytics_biformer.C2PSA_BRA " in rows["10"] and "n_win=2, topk=2]" in rows["10"]
-    assert "C3k2_BRA" in rows["16"] and "C3k2_BRA" not in rows["13"] and "C2PSA " not in rows["10"]
+
+def test_layer_table_relabels_rows_by_index_not_by_their_text():
+    """A stock 1x1 Conv row that prints exactly like the BRA row after it keeps its own label."""
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
+    cfg["head"][-1:-1] = [[-1, 1, "Conv", [1024, 1]], [-1, 1, "BRA", [1024, 2, 2]]]  # layers 23 and 24
+    cfg["head"][-1][0] = [16, 19, 24]
+    twin = copy.deepcopy(cfg)
+    twin["head"][-2] = [-1, 1, "Conv", [1024, 1]]  # what the stock parser is handed for the BRA row
+    with layer_table() as twin_rows:
+        DetectionModel(twin, verbose=True)
+    assert twin_rows[23][3:] == twin_rows[24][3:]  # the ambiguity this test is about: only the index differs
+    with layer_table() as rows:
+        model = DetectionModel(cfg, verbose=True)
+    assert rows[23] == twin_rows[23]
+    assert "ultralytics_biformer.BRA " in rows[24] and "n_win=2, topk=2]" in rows[24]
+    assert f"{model.model[24].np:10.0f}  " in rows[24]
+
+
+def test_layer_table_of_a_failed_parse_shows_the_rows_built_before_the_error():
+    """As for stock YAMLs: the rows up to the bad one are printed, so the user sees where parsing stopped."""
+    tables = []
+    for name in ("yolo11n.yaml", "yolo11n-biformer.yaml"):
+        cfg = copy.deepcopy(tasks.yaml_model_load(name))
+        cfg["head"][5] = [-1, 1, "NoSuchBlock", []]  # layer 16, after our C2PSA_BRA at 10
+        with layer_table() as rows, pytest.raises(KeyError, match="NoSuchBlock"):
+            DetectionModel(cfg, verbose=True)
+        tables.append(rows)
+    stock, ours = tables
+    assert sorted(ours) == sorted(stock) == list(range(len(tasks.yaml_model_load("yolo11n.yaml")["backbone"]) + 5))
+    assert "ultralytics_biformer" not in ours[10]  # never converted: the parser failed before any conversion
+
+
+def test_layer_table_of_a_failed_conversion_names_the_blocks_converted_before_it():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
+    cfg["head"].insert(len(cfg["head"]) - 1, [-1, 1, "BRA", [512, 2, 2]])  # layer 23: 128 channels asked, 256 in
+    with layer_table() as rows, pytest.raises(ValueError, match=r"layer 23 \(BRA\): BRA preserves channels"):
+        DetectionModel(cfg, verbose=True)
+    assert sorted(rows) == list(range(len(cfg["backbone"]) + len(cfg["head"])))
+    assert "ultralytics_biformer.C2PSA_BRA " in rows[10] and "ultralytics_biformer.C3k2_BRA " in rows[22]
+    assert "ultralytics_biformer" not in rows[23]
+
+
+def test_extra_parser_arguments_reach_the_stock_parser():
+    """A future Ultralytics may give parse_model more parameters; the wrapper passes them on, for every model."""
+    seen = []
+
+    def parser(d, ch, verbose=True, flavour=None, *, extra=None):
+        seen.append((flavour, extra))
+        return true_stock(d, ch, verbose)
+
+    with stock_parser_replaced_by(parser) as true_stock:
+        ultralytics_biformer.register()
+        for name in ("yolo11n.yaml", "yolo11n-biformer.yaml"):
+            model, _ = tasks.parse_model(copy.deepcopy(tasks.yaml_model_load(name)), 3, False, "sweet", extra=name)
+            assert any(isinstance(m, C2PSA_BRA) for m in model) == ("biformer" in name)
+    assert seen == [("sweet", "yolo11n.yaml"), ("sweet", "yolo11n-biformer.yaml")]
+
+
+@pytest.mark.parametrize(
+    "parser",
+    [lambda cfg, ch, verbose=True: None, lambda d, verbose=True: None, lambda *args, **kwargs: None],
+    ids=["renamed", "ch-dropped", "var-args"],
+)
+def test_unknown_parser_signature_fails_at_register(parser):
+    with stock_parser_replaced_by(parser):
+        with pytest.raises(RuntimeError, match=r"parse_model\(d, ch, \.\.\.\).*Ultralytics is not supported") as e:
+            ultralytics_biformer.register()
+        assert str(inspect.signature(parser)) in str(e.value)
+        assert not ultralytics_biformer.is_registered() and tasks.parse_model is parser
 
 
 @pytest.mark.parametrize("imgsz", [320, 352])  # 352: P3 is 44x44, which 8 regions per axis tile with padding

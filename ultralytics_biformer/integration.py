@@ -1,4 +1,4 @@
-"""The Ultralytics integration: the one place that touches Ultralytics internals.
+"""The Ultralytics integration: the only code that patches Ultralytics (replaces functions of its modules).
 
 ``register()`` patches two names in ``ultralytics.nn.tasks`` and allow-lists our classes for restricted loading:
 
@@ -16,15 +16,26 @@ Separately, :func:`use_local_fonts` (called only by this package's own commands,
 Ultralytics' ``check_font`` at fonts on disk, because it otherwise downloads Arial for every dataset check and plot,
 even with ``YOLO_OFFLINE=1``.
 
-It relies on the parser's signature ``parse_model(d, ch, verbose)``, on it printing one log row per layer, and on
-``yaml_model_load`` calling ``check_yaml`` through the module. ``register()`` checks the Ultralytics version against the
-range this package declares and raises instead of patching anything it was not made for.
+What relies on Ultralytics internals:
+
+- this module, on ``parse_model(d, ch, ...)`` (leading parameters checked by ``register()``, the rest passed
+  through), on it logging one table row per layer that starts ``f"{i:>3}{f!s:>20}"`` and on the ``i``, ``f``,
+  ``type`` and ``np`` it sets on each layer; on the twins' YAML argument order; and on ``yaml_model_load`` calling
+  ``check_yaml`` through the module.
+- ``modules/``, which patches nothing but subclasses ``Attention``, ``C2PSA``, ``PSABlock`` and ``C3k2`` and converts
+  built ones by swapping ``__class__``, on their attributes: ``Attention``'s ``qkv``, ``pe``, ``proj``, ``num_heads``,
+  ``key_dim``, ``head_dim``, ``scale`` and ``format``; ``C2PSA``'s ``m`` (``PSABlock``s with ``attn``); ``C3k2``'s
+  ``c``, ``cv1``, ``cv2`` and ``m``.
+
+``register()`` checks the Ultralytics version against the range this package declares, and the parser's signature,
+and raises instead of patching anything it was not made for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import logging
 import threading
 from importlib import metadata
@@ -116,27 +127,44 @@ _ROWS = {
 
 
 def _split_row(i: int, name: str, args) -> tuple[list, int, int]:
-    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating every one of them."""
+    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating every one of them.
+
+    The count and the types of ``n_win, topk`` are checked before their values, so a row that left one out (its last
+    stock argument then sitting where ``n_win`` belongs) is reported as such rather than as a bad ``n_win``.
+    """
     form, stock_checks = _ROWS[name]
 
     def fail(problem):
         return ValueError(f"model YAML layer {i} ({name}): {problem}; {name} rows take {form}")
 
-    if not isinstance(args, list) or not 3 <= len(args) <= len(stock_checks) + 2:
-        raise fail(f"got args {args!r}")
+    if not isinstance(args, list):
+        raise fail(f"args must be a list, got {args!r}")
+    if len(args) < 3:
+        raise fail(f"expected c2, n_win and topk at least, got {args!r}")
+    if len(args) > len(stock_checks) + 2:
+        raise fail(f"expected at most {len(stock_checks) + 2} args, got {len(args)}: {args!r}")
     *stock_args, n_win, topk = args
+    for key, value in (("n_win", n_win), ("topk", topk)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail(
+                f"expected n_win and topk, positive integers, at the end of the args, got {args!r} ({key} is {value!r})"
+            )
+    for key, value in (("n_win", n_win), ("topk", topk)):
+        if value < 1:
+            raise fail(f"{key} must be a positive integer, got {value!r}")
     for value, (key, ok) in zip(stock_args, stock_checks):
         if not ok(value):
             raise fail(f"{key} is {value!r}")
-    for key, value in (("n_win", n_win), ("topk", topk)):
-        if not _positive_int(value):
-            raise fail(f"{key} must be a positive integer, got {value!r}")
     return stock_args, n_win, topk
 
 
 @contextlib.contextmanager
-def _held_log_records(logger: logging.Logger):
-    """Hold back the records this thread logs to ``logger`` and yield them, in order, for rewriting and re-emitting."""
+def _held_log_records(logger: logging.Logger, rewrite):
+    """Hold back what this thread logs to ``logger`` inside the block, then re-emit it as ``rewrite(message)``.
+
+    The records are re-emitted however the block ends, so a failed build still prints the rows made before the error,
+    as a stock build does.
+    """
     thread, held = threading.get_ident(), []
 
     def hold(record):
@@ -147,20 +175,40 @@ def _held_log_records(logger: logging.Logger):
 
     logger.addFilter(hold)
     try:
-        yield held
+        yield
     finally:
         logger.removeFilter(hold)
+        for record in held:
+            record.msg, record.args = rewrite(record.getMessage()), ()
+            logger.handle(record)
 
 
-def _parse_model(d, ch, verbose=True):
-    """``ultralytics.nn.tasks.parse_model`` that also builds our blocks; see the module docstring."""
+def _relabel(message: str, labels: dict) -> str:
+    """``message`` with its layer-table cell replaced if it is the row of a layer in ``labels``.
+
+    ``labels`` maps a layer index to ``(row start, stock cell, our cell, routing note)``. A row is recognised by its
+    start, ``f"{i:>3}{f!s:>20}"`` as the stock parser prints it, never by the cell alone: a stock layer can print the
+    same parameter count and type as our block's twin.
+    """
+    for start, stock_cell, our_cell, note in labels.values():
+        if message.startswith(start) and stock_cell in message[len(start) :]:
+            row = start + message[len(start) :].replace(stock_cell, our_cell, 1).rstrip()
+            return f"{row[:-1]}, {note}]"  # inside the printed args list
+    return message
+
+
+def _parse_model(d, ch, *args, **kwargs):
+    """``ultralytics.nn.tasks.parse_model`` that also builds our blocks; see the module docstring.
+
+    Arguments after ``d`` and ``ch`` go to the stock parser untouched, so a parameter a newer Ultralytics adds works.
+    """
     from ultralytics.utils import LOGGER
 
     parse = _stock["parse_model"]
     rows = [*d["backbone"], *d["head"]]
     ours = {i: row for i, row in enumerate(rows) if isinstance(row[2], str) and row[2] in _TWINS}
     if not ours:
-        return parse(d, ch, verbose)
+        return parse(d, ch, *args, **kwargs)
 
     layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
     try:
@@ -170,42 +218,36 @@ def _parse_model(d, ch, verbose=True):
     d = copy.copy(d)
     d["backbone"], d["head"] = list(d["backbone"]), list(d["head"])
     conversions = {}
-    for i, (f, n, name, args) in ours.items():
-        stock_args, n_win, topk = _split_row(i, name, args)
+    for i, (f, n, name, row_args) in ours.items():
+        stock_args, n_win, topk = _split_row(i, name, row_args)
         twin, convert = _TWINS[name]
         section, j = ("backbone", i) if i < len(d["backbone"]) else ("head", i - len(d["backbone"]))
         d[section][j] = [f, n, twin, [*stock_args, 1] if name == "BRA" else stock_args]
         conversions[i] = name, convert, n_win, topk
 
-    with _held_log_records(LOGGER) as held:
-        model, save = parse(d, ch, verbose)
-    renamed = {}
-    for i, (name, convert, n_win, topk) in conversions.items():
-        stock = model[i]
-        stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
-        routing = {"n_win": n_win, "topk": topk, **({"layer_scale": layer_scale} if name in _ADDS_BRA_BLOCKS else {})}
-        try:
-            repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
-            layer = (
-                nn.Sequential(*(convert(m, **routing) for m in repeats))
-                if repeats is not None
-                else convert(stock, **routing)
-            )
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"model YAML layer {i} ({name}): {e}") from e
-        layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{name}"
-        layer.np = sum(p.numel() for p in layer.parameters())
-        model[i] = layer
-        renamed[stock_cell] = (f"{layer.np:10.0f}  {layer.type:<45}", n_win, topk)
-    for record in held:  # the stock layer table, with our rows showing our blocks
-        message = record.getMessage()
-        for stock_cell, (our_cell, n_win, topk) in renamed.items():
-            if stock_cell in message:
-                message = message.replace(stock_cell, our_cell, 1).rstrip()
-                message = f"{message[:-1]}, n_win={n_win}, topk={topk}]"
-                break
-        record.msg, record.args = message, ()
-        LOGGER.handle(record)
+    labels = {}  # filled as layers are converted: a failed build relabels only the rows of blocks it made
+    with _held_log_records(LOGGER, lambda message: _relabel(message, labels)):
+        model, save = parse(d, ch, *args, **kwargs)
+        for i, (name, convert, n_win, topk) in conversions.items():
+            stock = model[i]
+            start = f"{i:>3}{stock.f!s:>20}"
+            stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
+            routing = {"n_win": n_win, "topk": topk}
+            if name in _ADDS_BRA_BLOCKS:
+                routing["layer_scale"] = layer_scale
+            try:
+                repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
+                layer = (
+                    nn.Sequential(*(convert(m, **routing) for m in repeats))
+                    if repeats is not None
+                    else convert(stock, **routing)
+                )
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"model YAML layer {i} ({name}): {e}") from e
+            layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{name}"
+            layer.np = sum(p.numel() for p in layer.parameters())
+            model[i] = layer
+            labels[i] = start, stock_cell, f"{layer.np:10.0f}  {layer.type:<45}", f"n_win={n_win}, topk={topk}"
     return model, save
 
 
@@ -218,10 +260,31 @@ def _check_yaml(file, *args, **kwargs):
     return _stock["check_yaml"](file, *args, **kwargs)
 
 
+def _check_parser_signature(parse) -> None:
+    """Raise unless ``parse`` takes ``d`` and ``ch`` first, as the wrapper does; later parameters are passed through.
+
+    A parser whose leading parameters changed would otherwise fail with a TypeError, or misread its arguments, in the
+    middle of building every model, stock ones included.
+    """
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    try:
+        signature = inspect.signature(parse)
+    except (TypeError, ValueError):  # no signature to read: as unknown as a wrong one
+        signature = None
+    params = list(signature.parameters.values())[:2] if signature is not None else []
+    if [p.name for p in params] != ["d", "ch"] or any(p.kind not in plain for p in params):
+        raise RuntimeError(
+            f"ultralytics.nn.tasks.parse_model{signature or '(<no signature>)'} is not the parse_model(d, ch, ...) {DIST_NAME} wraps: "
+            f"this Ultralytics is not supported (or another plug-in replaced its parser first); {DIST_NAME} "
+            f"supports ultralytics{_supported_ultralytics()} with its own parse_model."
+        )
+
+
 def register() -> None:
     """Teach Ultralytics' model parser our blocks and let restricted checkpoint loading accept them.
 
-    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version.
+    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version or an
+    unknown ``parse_model`` signature.
     """
     with _lock:
         if _stock:
@@ -232,6 +295,7 @@ def register() -> None:
         for name in ("parse_model", "check_yaml"):
             if not callable(getattr(tasks, name, None)):
                 raise RuntimeError(f"ultralytics.nn.tasks.{name} is missing: this Ultralytics is not supported")
+        _check_parser_signature(tasks.parse_model)
         if hasattr(torch.serialization, "add_safe_globals"):
             # Process-wide and kept after unregister(): torch offers no way to withdraw a single entry.
             torch.serialization.add_safe_globals(list(_MODULES))
