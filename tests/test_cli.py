@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import shutil
@@ -67,7 +69,10 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compared(tiny_data, network_guard, tmp_path_factory):
-    """One real comparison of the two default models, 1 epoch at imgsz 64; yields (run folder, arguments)."""
+    """One real comparison of the two default models, 1 epoch at imgsz 64, two runs at a time.
+
+    Yields (run folder, arguments, console output).
+    """
     project = tmp_path_factory.mktemp("runs")
     args = [
         "compare",
@@ -81,13 +86,15 @@ def compared(tiny_data, network_guard, tmp_path_factory):
         f"project={project}",
         "name=tiny",
     ]
-    assert main(args) == 0
-    yield project / "tiny", args
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        assert main(args) == 0
+    yield project / "tiny", args, console.getvalue()
 
 
 def test_compare_writes_table_csv_and_figure_for_every_model(compared):
-    run_dir, _ = compared
-    table = (run_dir / "compare.md").read_text()
+    run_dir, *_ = compared
+    table = (run_dir / "compare.md").read_text().split("Paired differences")[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == MODELS
     for row in rows:
@@ -116,7 +123,7 @@ def test_compare_writes_table_csv_and_figure_for_every_model(compared):
 
 
 def test_compare_trains_every_model_with_the_same_settings(compared):
-    run_dir, _ = compared
+    run_dir, *_ = compared
     records = [json.loads((run_dir / "records" / f"{Path(m).stem}-seed0.json").read_text()) for m in MODELS]
     settings = [{k: v for k, v in r["train_args"].items() if k != "name"} for r in records]
     assert settings[0] == settings[1]
@@ -126,12 +133,71 @@ def test_compare_trains_every_model_with_the_same_settings(compared):
         assert Path(record["weights"]).is_file()
 
 
+def test_console_has_one_line_per_run_start_and_end_and_logs_hold_ultralytics_output(compared):
+    run_dir, _, console = compared
+    for model in MODELS:
+        label = Path(model).stem
+        started = [line for line in console.splitlines() if f" {model} seed 0: training" in line]
+        ended = [line for line in console.splitlines() if f" {model} seed 0: done in" in line]
+        assert len(started) == 1 and len(ended) == 1, console
+        assert f"logs/{label}-seed0.log" in started[0] and "mAP50-95 " in ended[0]
+        log = (run_dir / "logs" / f"{label}-seed0.log").read_text()
+        assert "Epoch" in log and "GPU_mem" in log  # Ultralytics' training table went to the log...
+    assert "GPU_mem" not in console  # ...not to the console
+    header = console.split("run 1/")[0]
+    assert "workers=0" in header and "device=cpu" in header and "jobs=2" in header
+
+
+def test_one_seed_reports_that_no_verdict_is_possible(compared):
+    run_dir, *_ = compared
+    table = (run_dir / "compare.md").read_text()
+    assert "Paired differences against `yolo11n.yaml`" in table
+    assert "mAP50-95: **no verdict possible with one seed**" in table
+    with open(run_dir / "paired.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["metric"] for r in rows} >= {"map", "map_small", "map50"}
+    assert all(r["model"] == "yolo11n-biformer.yaml" and r["baseline"] == "yolo11n.yaml" for r in rows)
+    runs = {r["model"]: r for r in csv.DictReader((run_dir / "runs.csv").read_text().splitlines())}
+    mine = next(r for r in rows if r["metric"] == "map")
+    assert float(mine["diff_seed0"]) == pytest.approx(
+        float(runs["yolo11n-biformer.yaml"]["map"]) - float(runs["yolo11n.yaml"]["map"])
+    )
+
+
+def test_pretrained_checkpoint_initialises_every_model_and_counts_transfers(compared, tiny_data, tmp_path):
+    """The fine-tune scenario: a stock checkpoint (here, the stock model trained by the fixture) starts both models."""
+    run_dir, *_ = compared
+    checkpoint = json.loads((run_dir / "records" / "yolo11n-seed0.json").read_text())["weights"]
+    args = [
+        "compare",
+        f"models={','.join(MODELS)}",
+        f"data={tiny_data}",
+        f"pretrained={checkpoint}",
+        "epochs=1",
+        "imgsz=64",
+        "batch=4",
+        f"project={tmp_path}",
+        "name=finetune",
+    ]
+    assert main(args) == 0
+    from ultralytics.nn.tasks import load_checkpoint
+
+    stock_tensors = len(load_checkpoint(checkpoint)[0].state_dict())
+    records = {m: json.loads((tmp_path / "finetune" / "records" / f"{Path(m).stem}-seed0.json").read_text()) for m in MODELS}
+    for model, record in records.items():
+        assert record["train_args"]["pretrained"] == str(Path(checkpoint).resolve())
+        assert record["checkpoint_tensors"] == stock_tensors
+        assert record["transferred"] == stock_tensors, model  # our configs keep every stock tensor's name and shape
+    table = (tmp_path / "finetune" / "compare.md").read_text()
+    assert f"{stock_tensors}/{stock_tensors}" in table and "every model from" in table
+
+
 def test_compare_uses_no_network(compared, network_guard):
     assert not network_guard.exists(), network_guard.read_text()
 
 
 def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
-    run_dir, args = compared
+    run_dir, args, _ = compared
     table_before = (run_dir / "compare.md").read_text()
 
     def no_worker(*a, **k):
@@ -146,14 +212,14 @@ def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
 
 
 def test_rerun_with_other_settings_is_refused(compared, capsys):
-    _, args = compared
+    _, args, _ = compared
     assert main([a for a in args if not a.startswith("epochs=")] + ["epochs=2"]) == 2
     err = capsys.readouterr().err
     assert "made with other settings" in err and "epochs: 1 then, 2 now" in err
 
 
 def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp_path, monkeypatch, capsys):
-    run_dir, args = compared
+    run_dir, args, _ = compared
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     (copy / "records" / "yolo11n-biformer-seed0.json").unlink()  # as if interrupted during the second run
@@ -190,6 +256,7 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
         (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a detection model YAML"),
         (["models=yolo11n-cls.yaml"], "is a classify model, but compare benchmarks detection models"),
         (["models=yolo11n.yaml,yolo11n.yaml"], "lists a model more than once"),
+        (["pretrained=yolo11n.pt"], "pretrained=yolo11n.pt: no such file. compare never downloads weights"),
         (["data=missing-data.yaml"], "data=missing-data.yaml:"),
         (["data=coco8.yaml"], "compare never downloads datasets"),
     ],
@@ -283,7 +350,7 @@ def test_routes_draws_every_bra_layer_of_an_untrained_model(image_file, tmp_path
 
 
 def test_routes_works_on_a_trained_checkpoint(compared, image_file, tmp_path):
-    run_dir, _ = compared
+    run_dir, *_ = compared
     weights = json.loads((run_dir / "records" / "yolo11n-biformer-seed0.json").read_text())["weights"]
     out = tmp_path / "trained.png"
     assert main(["routes", f"model={weights}", f"source={image_file}", "imgsz=96", f"out={out}"]) == 0

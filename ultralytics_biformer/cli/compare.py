@@ -89,6 +89,12 @@ OPTIONS = [
     Option("batch", positive_int, None, "training batch size (preset)"),
     Option("workers", non_negative_int, None, "dataloader workers (preset)"),
     Option("optimizer", text, "auto", "Ultralytics optimizer, the same for every model"),
+    Option(
+        "pretrained",
+        text,
+        None,
+        "local checkpoint (e.g. a stock yolo11n.pt) that initialises every model; never downloaded (default: scratch)",
+    ),
     Option("device", text, None, "training device, as Ultralytics' device= (latency is always measured on CPU)"),
     Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
     Option("project", text, "runs/compare", "parent folder of the run folder"),
@@ -315,6 +321,27 @@ def _check_records(plan: Plan) -> None:
                 )
 
 
+def resolve_pretrained(path: str | None) -> str | None:
+    """The absolute path of a local detection checkpoint to start every model from. Raises ArgumentError."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ArgumentError(
+            f"pretrained={path}: no such file. compare never downloads weights: give the path of a local checkpoint "
+            "(e.g. a yolo11n.pt you downloaded or trained), or leave pretrained= out to train from scratch"
+        )
+    from ultralytics.nn.tasks import load_checkpoint
+
+    try:
+        model, _ = load_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - reported as a bad argument
+        raise ArgumentError(f"pretrained={path} could not be loaded: {type(e).__name__}: {e}") from None
+    task = getattr(model, "task", None)
+    if task != "detect":
+        raise ArgumentError(f"pretrained={path} holds a {task} model, but compare benchmarks detection models")
+    return str(Path(path).resolve())
+
+
 def _train_args(values: dict[str, Any], preset: Preset, data: str) -> dict[str, Any]:
     """The Ultralytics training arguments every model's run shares (each run adds its seed, project and name)."""
     args = {
@@ -330,6 +357,8 @@ def _train_args(values: dict[str, Any], preset: Preset, data: str) -> dict[str, 
     }
     if values["device"] is not None:
         args["device"] = values["device"]
+    if values["pretrained"] is not None:
+        args["pretrained"] = values["pretrained"]
     return args
 
 
@@ -341,6 +370,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
     preset = PRESETS[values["preset"]]
     models = resolve_models(values["models"])
     device = _device_type(values["device"])
+    values = {**values, "pretrained": resolve_pretrained(values["pretrained"])}
     train_args = _train_args(values, preset, resolve_data(values["data"], preset))
     bench_args = {
         "imgsz": train_args["imgsz"],
@@ -359,6 +389,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
         "device": device,
         "seeds": seeds,
         "jobs": values["jobs"],
+        "pretrained": values["pretrained"],
         "extra": preset.extra,
     }
     plan = Plan(run_dir, models, seeds, train_args, bench_args, settings, jobs=values["jobs"])

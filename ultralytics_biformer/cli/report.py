@@ -8,10 +8,12 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..stats import paired_difference
+
 if TYPE_CHECKING:
     from .compare import Plan
 
-__all__ = ["collect", "write_report"]
+__all__ = ["collect", "paired_rows", "write_report"]
 
 # (record key, Markdown column, digits): metrics measured once per training run, aggregated over seeds
 RUN_METRICS = [
@@ -25,12 +27,16 @@ RUN_METRICS = [
     ("epoch_seconds", "train s/epoch", 1),
     ("peak_rss_mib", "peak RSS MiB", 0),
 ]
+ACCURACY_METRICS = RUN_METRICS[:7]  # compared pairwise against the baseline
+VERDICT_METRICS = {"map": "mAP50-95", "map_small": "small objects"}  # the metrics each model gets a verdict on
 RUN_COLUMNS = [
     "model",
     "seed",
     *(key for key, _, _ in RUN_METRICS),
     "train_seconds",
     "epochs_run",
+    "transferred",
+    "checkpoint_tensors",
     "peak_cuda_mib",
     "save_dir",
 ]
@@ -44,7 +50,10 @@ NOTES = """\
 - train s/epoch: mean wall time of an epoch's training pass, validation excluded.
 - peak RSS MiB: peak resident memory of the training process (ru_maxrss; includes the Python, PyTorch and
   Ultralytics runtime, excludes dataloader worker processes).
-- With several seeds, cells show mean +- sample standard deviation over seeds."""
+- With several seeds, cells show mean +- sample standard deviation over seeds.
+- Paired differences: for each seed, the model's value minus the baseline's (the first model) trained with the same
+  seed, hence the same data order; mean, sample std and a two-sided 95% Student-t interval over seeds. A verdict says
+  better or worse only where that interval excludes zero."""
 
 
 def _load(path: Path) -> dict | None:
@@ -67,6 +76,7 @@ def collect(plan: Plan) -> list[dict[str, Any]]:
         row = {"model": model.spec, "label": model.label, "runs": runs, "bench": bench}
         for key, _, _ in RUN_METRICS:
             row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in runs])
+            row[f"{key}_by_seed"] = {r["seed"]: r.get(key) for r in runs}
         rows.append(row)
     return rows
 
@@ -92,6 +102,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
         "ONNX ms",
         *(title for _, title, _ in RUN_METRICS[7:]),
     ]
+    pretrained = any("transferred" in run for row in rows for run in row["runs"])
+    if pretrained:
+        header.insert(1, "From checkpoint")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     notes = []
     for row in rows:
@@ -111,11 +124,62 @@ def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
             onnx,
             *(metric[key] for key, _, _ in RUN_METRICS[7:]),
         ]
+        if pretrained:
+            cells.insert(1, _transferred(row["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), notes
 
 
-def _write_csvs(rows: list[dict[str, Any]], run_dir: Path) -> tuple[Path, Path]:
+def _transferred(runs: list[dict]) -> str:
+    """Tensors a model took from the shared checkpoint, of the checkpoint's tensors (the same for every seed)."""
+    counts = {(r["transferred"], r["checkpoint_tensors"]) for r in runs if "transferred" in r}
+    return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
+
+
+def paired_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each non-baseline model's paired difference from the baseline (the first row), for every accuracy metric."""
+    baseline, out = rows[0], []
+    for row in rows[1:]:
+        for key, title, digits in ACCURACY_METRICS:
+            diff = paired_difference(baseline[f"{key}_by_seed"], row[f"{key}_by_seed"])
+            out.append({"model": row["model"], "metric": key, "title": title, "digits": digits, "diff": diff})
+    return out
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
+
+
+def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[str]:
+    """The paired-difference table and one verdict line per model, as Markdown lines."""
+    if len(rows) < 2:
+        return []
+    titles = [title for _, title, _ in ACCURACY_METRICS]
+    lines = [
+        f"Paired differences against `{rows[0]['model']}` (same seed, same data order): mean [95% interval]",
+        "",
+        "| Model | seeds | " + " | ".join(titles) + " |",
+        "|" + "|".join(["---"] * (len(titles) + 2)) + "|",
+    ]
+    verdicts = []
+    for row in rows[1:]:
+        mine = {p["metric"]: p for p in pairs if p["model"] == row["model"]}
+        cells = []
+        for key, _, digits in ACCURACY_METRICS:
+            d = mine[key]["diff"]
+            interval = "" if d.ci_low is None else f" [{_signed(d.ci_low, digits)}, {_signed(d.ci_high, digits)}]"
+            cells.append(_signed(d.mean, digits) + interval)
+        n = len(mine["map"]["diff"].seeds)
+        lines.append(f"| `{row['model']}` | {n} | " + " | ".join(cells) + " |")
+        said = []
+        for key, name in VERDICT_METRICS.items():
+            d = mine[key]["diff"]
+            said.append(f"{name}: **{d.verdict}**" + ("" if d.mean is None else f" ({_signed(d.mean, 4)})"))
+        verdicts.append(f"- `{row['model']}` vs `{rows[0]['model']}`: " + "; ".join(said))
+    return [*lines, "", *verdicts]
+
+
+def _write_csvs(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], run_dir: Path) -> tuple[Path, Path, Path]:
     summary, per_run = run_dir / "compare.csv", run_dir / "runs.csv"
     bench_keys = ["params", "gflops", "torch_ms", "onnx_ms", "onnx_error", "threads", "imgsz"]
     columns = ["model", "label", "runs", *bench_keys, *(f"{k}_{s}" for k, _, _ in RUN_METRICS for s in ("mean", "std"))]
@@ -130,7 +194,21 @@ def _write_csvs(rows: list[dict[str, Any]], run_dir: Path) -> tuple[Path, Path]:
         for row in rows:
             for run in row["runs"]:
                 writer.writerow({**run, "model": row["model"]})
-    return summary, per_run
+    paired = run_dir / "paired.csv"
+    seeds = sorted({seed for p in pairs for seed in p["diff"].seeds})
+    with open(paired, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["model", "baseline", "metric", "seeds", "mean", "std", "ci95_low", "ci95_high", "verdict"]
+            + [f"diff_seed{seed}" for seed in seeds]
+        )
+        for p in pairs:
+            d, by_seed = p["diff"], dict(zip(p["diff"].seeds, p["diff"].differences))
+            writer.writerow(
+                [p["model"], rows[0]["model"], p["metric"], len(d.seeds), d.mean, d.std, d.ci_low, d.ci_high, d.verdict]
+                + [by_seed.get(seed) for seed in seeds]
+            )
+    return summary, per_run, paired
 
 
 def _curve_band(runs: list[dict], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -220,6 +298,7 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
             f"seeds {', '.join(map(str, s['seeds']))}"
         ),
         f"- latency: CPU, {', '.join(map(str, threads)) or '?'} thread(s), imgsz {s['imgsz']}",
+        "- initial weights: " + (f"every model from `{s['pretrained']}`" if s.get("pretrained") else "none (from scratch)"),
     ]
 
 
@@ -233,7 +312,9 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     rows = collect(plan)
     table, notes = markdown_table(rows)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    summary_csv, runs_csv = _write_csvs(rows, plan.run_dir)
+    pairs = paired_rows(rows)
+    summary_csv, runs_csv, paired_csv = _write_csvs(rows, pairs, plan.run_dir)
+    paired = paired_markdown(rows, pairs)
     s = plan.settings
     title = (
         f"{Path(s['data']).parent.name}: imgsz {s['imgsz']}, {s['epochs']} epochs, {len(s['seeds'])} seed(s) per model"
@@ -250,6 +331,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
             table,
             "",
             *(footnotes + [""] if footnotes else []),
+            *(paired + [""] if paired else []),
             *(["Failed steps:", *failures, ""] if failures else []),
             "Columns:",
             NOTES,
@@ -257,5 +339,5 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
         ]
     )
     (plan.run_dir / "compare.md").write_text(markdown)
-    printed = "\n".join([table, *footnotes])
-    return [plan.run_dir / "compare.md", summary_csv, runs_csv, figure], printed
+    printed = "\n".join([table, *footnotes, *([""] + paired if paired else [])])
+    return [plan.run_dir / "compare.md", summary_csv, runs_csv, paired_csv, figure], printed

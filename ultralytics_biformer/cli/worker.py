@@ -87,6 +87,18 @@ def _validate(weights: Path, args: dict, device: str) -> dict:
     return record
 
 
+def _transfer_counts(checkpoint: str, model) -> dict:
+    """How many of the checkpoint's tensors the model took: same name and shape, as Ultralytics' ``load`` matches."""
+    from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils.torch_utils import intersect_dicts
+
+    source = load_checkpoint(checkpoint)[0].float().state_dict()
+    return {
+        "transferred": len(intersect_dicts(source, getattr(model, "module", model).state_dict())),
+        "checkpoint_tensors": len(source),
+    }
+
+
 def train(job: dict) -> dict:
     """Train one model with one seed; return its record (see the module docstring)."""
     import torch
@@ -116,6 +128,8 @@ def train(job: dict) -> dict:
         "peak_cuda_mib": round(torch.cuda.max_memory_reserved() / 2**20, 1) if trainer.device.type == "cuda" else None,
         "train_threads": torch.get_num_threads(),
     }
+    if args.get("pretrained"):
+        record.update(_transfer_counts(args["pretrained"], trainer.model))
     record.update(_validate(Path(record["weights"]), args, str(trainer.device)))
     record["curves"] = _curves(trainer.save_dir / "results.csv")
     return record

@@ -1,0 +1,85 @@
+"""Paired comparisons over training seeds: is a model's metric different from the baseline's, beyond seed noise?
+
+Two models trained with the same seed see the same data in the same order and start from the same random draws
+wherever their parameters coincide, so their per-seed difference cancels much of the seed-to-seed noise that each
+metric alone carries. The mean difference gets a two-sided 95% Student-t interval over seeds; the verdict is "better"
+or "worse" only when that interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+__all__ = ["PairedDifference", "paired_difference"]
+
+BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
+NO_VERDICT = "no verdict possible with one seed"
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``model - baseline`` over the seeds both have, with its 95% confidence interval.
+
+    Attributes:
+        seeds (tuple[int, ...]): The seeds with a value for both models.
+        differences (tuple[float, ...]): Per-seed differences, in the order of ``seeds``.
+        mean (float | None): Mean difference; None without seeds.
+        std (float | None): Sample standard deviation of the differences; None with fewer than two seeds.
+        ci_low (float | None): Lower end of the two-sided 95% Student-t interval of the mean; None below two seeds.
+        ci_high (float | None): Upper end of that interval.
+    """
+
+    seeds: tuple[int, ...]
+    differences: tuple[float, ...]
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    @property
+    def verdict(self) -> str:
+        """The verdict: better, worse, or no detectable difference, by whether the interval excludes zero."""
+        if self.ci_low is None:
+            return NO_VERDICT
+        if self.ci_low > 0:
+            return BETTER
+        if self.ci_high < 0:
+            return WORSE
+        return NO_DIFFERENCE
+
+
+def paired_difference(baseline: dict[int, float | None], model: dict[int, float | None]) -> PairedDifference:
+    """Per-seed ``model - baseline`` differences, their mean, sample std and 95% t-interval.
+
+    Args:
+        baseline (dict[int, float | None]): The baseline's metric per seed; None where missing.
+        model (dict[int, float | None]): The other model's metric per seed.
+
+    Returns:
+        (PairedDifference): Computed over the seeds where both values exist.
+
+    Examples:
+        >>> d = paired_difference({0: 0.30, 1: 0.32, 2: 0.31}, {0: 0.33, 1: 0.36, 2: 0.32})
+        >>> round(d.mean, 4), round(d.std, 4), d.verdict
+        (0.0267, 0.0153, 'no detectable difference')
+    """
+    seeds = tuple(sorted(s for s in baseline if baseline[s] is not None and model.get(s) is not None))
+    differences = tuple(model[s] - baseline[s] for s in seeds)
+    n = len(differences)
+    if n == 0:
+        return PairedDifference(seeds, differences, None, None, None, None)
+    mean = statistics.fmean(differences)
+    if n == 1:
+        return PairedDifference(seeds, differences, mean, None, None, None)
+    std = statistics.stdev(differences)
+    half_width = _t_quantile_975(n - 1) * std / math.sqrt(n)
+    return PairedDifference(seeds, differences, mean, std, mean - half_width, mean + half_width)
+
+
+def _t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
