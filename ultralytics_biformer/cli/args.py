@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .._validation import is_int_at_least
+
 __all__ = [
     "ArgumentError",
     "Option",
@@ -86,8 +88,8 @@ def _int_at_least(raw: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"expected an integer >= {minimum}") from None
-    if value < minimum:
+        value = None
+    if not is_int_at_least(value, minimum):
         raise ValueError(f"expected an integer >= {minimum}")
     return value
 
