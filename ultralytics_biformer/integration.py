@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.conv import Conv
 
+from ._validation import check_positive_int, is_positive_int
 from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 from .modules.blocks import check_layer_scale
 
@@ -79,6 +80,8 @@ _ADDS_BRA_BLOCKS = {"C3k2_BRA", "BRA"}  # rows whose conversion creates new BRA 
 
 # Optional top-level model-YAML key: the initial gain of every new BRA block's residual branches (see ``BRA``).
 LAYER_SCALE_KEY = "bra_layer_scale"
+
+
 def _supported_ultralytics():
     from packaging.requirements import Requirement
 
@@ -100,29 +103,25 @@ def _check_version():
         )
 
 
-def _positive_int(x):
-    return isinstance(x, int) and not isinstance(x, bool) and x > 0
-
-
 def _positive_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
 
 
 # Our YAML name -> (the accepted form of its args, checks of the stock part: each position's name and test).
 _ROWS = {
-    "C2PSA_BRA": ("[c2, n_win, topk] or [c2, e, n_win, topk]", (("c2", _positive_int), ("e", _positive_number))),
+    "C2PSA_BRA": ("[c2, n_win, topk] or [c2, e, n_win, topk]", (("c2", is_positive_int), ("e", _positive_number))),
     "C3k2_BRA": (
         "[c2, c3k, e, attn, g, shortcut, n_win, topk], all but c2, n_win and topk optional",
         (
-            ("c2", _positive_int),
+            ("c2", is_positive_int),
             ("c3k", lambda x: isinstance(x, bool)),
             ("e", _positive_number),
             ("attn", lambda x: isinstance(x, bool)),
-            ("g", _positive_int),
+            ("g", is_positive_int),
             ("shortcut", lambda x: isinstance(x, bool)),
         ),
     ),
-    "BRA": ("[c2, n_win, topk]", (("c2", _positive_int),)),
+    "BRA": ("[c2, n_win, topk]", (("c2", is_positive_int),)),
 }
 
 
@@ -150,8 +149,10 @@ def _split_row(i: int, name: str, args) -> tuple[list, int, int]:
                 f"expected n_win and topk, positive integers, at the end of the args, got {args!r} ({key} is {value!r})"
             )
     for key, value in (("n_win", n_win), ("topk", topk)):
-        if value < 1:
-            raise fail(f"{key} must be a positive integer, got {value!r}")
+        try:
+            check_positive_int(key, value)
+        except ValueError as e:
+            raise fail(str(e)) from None
     for value, (key, ok) in zip(stock_args, stock_checks):
         if not ok(value):
             raise fail(f"{key} is {value!r}")

@@ -43,6 +43,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .._validation import check_int_at_least
 from .scene import KEYPOINT_FLIP_IDX, KEYPOINT_NAMES, PLAIN, RING, STRIPES, STYLES, SceneObject, render_scene
 from .scene import REFERENCE_SIZE, TOKEN_FILL, TOKEN_RIM  # noqa: F401 - importable from here as before the split
 
@@ -96,11 +97,7 @@ class DatasetSpec:
 
     def __post_init__(self):
         for key in ("seed", "train", "val", "imgsz"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
-                raise ValueError(
-                    f"dataset {key} must be a {'non-negative' if key == 'seed' else 'positive'} integer, got {value!r}"
-                )
+            check_int_at_least(f"dataset {key}", getattr(self, key), 0 if key == "seed" else 1)
         if self.imgsz < 32:
             raise ValueError(f"dataset imgsz must be at least 32 pixels, got {self.imgsz}")
         if self.style not in STYLES:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from ultralytics.nn.modules.block import Attention
 
+from .._validation import is_positive_int
 from ..functional import check_routing_args, routing_attention_heads
 
 __all__ = ["BiLevelRoutingAttention"]
 
 
 def _check_heads(dim: int, num_heads) -> None:
-    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1 or dim % num_heads:
+    if not is_positive_int(num_heads) or dim % num_heads:
         raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads!r}, a positive integer")
 
 
