@@ -2,7 +2,7 @@
 
 Arguments are Ultralytics-style ``key=value`` pairs, parsed strictly: an unknown key or a bad value stops the command
 before any work with a message saying what is wrong and what is accepted (exit code 2). Each subcommand lives in its
-own module, imported only when it runs. ``YOLO_OFFLINE=1`` is put in the environment (unless set) before that import,
+own module, imported only when it runs. ``YOLO_OFFLINE=true`` is put in the environment (unless set) before that import,
 so that Ultralytics, wherever it is first imported, skips its network connectivity check.
 """
 
