@@ -81,6 +81,7 @@ def trained(tmp_path_factory, tiny_dataset):
     return best, tiny_dataset, project
 
 
+@pytest.mark.slow
 def test_cli_val_and_predict_on_trained_checkpoint(trained):
     best, data, project = trained
     val = run([YOLO_CLI, "val", f"model={best}", f"data={data}", "imgsz=64", "batch=4", "workers=0", "plots=False",
@@ -91,6 +92,7 @@ def test_cli_val_and_predict_on_trained_checkpoint(trained):
          "name=predict"], cwd=project)
 
 
+@pytest.mark.slow
 def test_restricted_loading_accepts_our_checkpoints_only(trained, tmp_path):
     best, data, _ = trained
     code = f"""
@@ -120,6 +122,7 @@ def test_restricted_loading_accepts_our_checkpoints_only(trained, tmp_path):
     assert proc.returncode != 0 and "Fraction" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_ddp_state_file_loads_in_a_fresh_interpreter(tmp_path, tiny_dataset):
     """Ultralytics' DDP workers rebuild the trainer from a pickled state file; it must load with no import of ours."""
     out = python(

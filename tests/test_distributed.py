@@ -17,31 +17,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from conftest import detection_batch, wake_branches
 from ultralytics_biformer import BRA, C2PSA_BRA, C3k2_BRA
+
+# Every test here builds whole detectors, and the DDP ones train them in spawned processes.
+pytestmark = pytest.mark.slow
 
 CONFIGS = ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml")
 STEPS = 3
 WORLD = 2
-
-
-def wake_branches(model: torch.nn.Module) -> None:
-    """A new BRA block is the identity (its branch-end BatchNorms are zero); give the branches weight."""
-    for block in model.modules():
-        if isinstance(block, BRA):
-            for branch_end in (block.pos, block.attn.proj, block.mlp[-1]):
-                torch.nn.init.uniform_(branch_end.bn.weight, 0.5, 1.5)
-
-
-def rank_batch(rank: int, step: int, n: int = 2, size: int = 64) -> dict:
-    """A different detection batch for every rank and step, in the trainer's format."""
-    g = torch.Generator().manual_seed(1000 * rank + step)
-    boxes = torch.rand(4, 4, generator=g) * 0.4 + torch.tensor([0.3, 0.3, 0.1, 0.1])
-    return {
-        "img": torch.rand(n, 3, size, size, generator=g),
-        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0]),
-        "cls": torch.randint(0, 2, (4, 1), generator=g).float(),
-        "bboxes": boxes,
-    }
 
 
 def _worker(rank: int, init_file: str, out_dir: str, cfg: str) -> None:
@@ -64,7 +48,7 @@ def _worker(rank: int, init_file: str, out_dir: str, cfg: str) -> None:
         report = {"missing": [], "nonfinite": [], "losses": [], "grad_checksums": []}
         for step in range(STEPS):
             optimizer.zero_grad(set_to_none=True)
-            loss, _ = ddp(rank_batch(rank, step))
+            loss, _ = ddp(detection_batch(1000 * rank + step))  # other data on every rank, or averaging is untested
             loss.sum().backward()
             named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
             report["missing"] += [f"step {step}: {n}" for n, p in named if p.grad is None]
@@ -139,8 +123,7 @@ def _sync_bn_worker(rank: int, init_file: str) -> None:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).cuda().train()
         ddp = DistributedDataParallel(model, device_ids=[rank], find_unused_parameters=False)
         for step in range(2):
-            batch = {k: v.cuda() for k, v in rank_batch(rank, step).items()}
-            loss, _ = ddp(batch)
+            loss, _ = ddp(detection_batch(1000 * rank + step, device="cuda"))
             loss.sum().backward()
         assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters() if p.requires_grad)
     finally:

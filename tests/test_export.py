@@ -27,6 +27,7 @@ from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import ASSETS
 
+from conftest import routing_layers, wake_branches
 from ultralytics_biformer import BRA, BiLevelRoutingAttention, region_grid
 from ultralytics_biformer import functional as Fn
 
@@ -65,13 +66,12 @@ def condition(model: torch.nn.Module, seed: int = 0) -> None:
             with torch.no_grad():
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    for m in model.modules():
-        if isinstance(m, BiLevelRoutingAttention):
-            qk = torch.zeros(m.num_heads, 2 * m.key_dim + m.head_dim, dtype=torch.bool)
-            qk[:, : 2 * m.key_dim] = True
-            with torch.no_grad():
-                m.qkv.bn.weight[qk.flatten()] *= 0.1
-                m.qkv.bn.bias[qk.flatten()] *= 0.1
+    for m in routing_layers(model):
+        qk = torch.zeros(m.num_heads, 2 * m.key_dim + m.head_dim, dtype=torch.bool)
+        qk[:, : 2 * m.key_dim] = True
+        with torch.no_grad():
+            m.qkv.bn.weight[qk.flatten()] *= 0.1
+            m.qkv.bn.bias[qk.flatten()] *= 0.1
     images = [letterboxed(name, (s, s)) for name in IMAGES for s in (640, 416)]
     model.train()
     with torch.no_grad():
@@ -228,10 +228,7 @@ def test_export_path_equals_eager_path(n_win, topk, fused):
 def test_traced_module_follows_the_input_size():
     """A BRA block traced at one size computes the eager result at other sizes, and tracing it warns of nothing frozen."""
     torch.manual_seed(0)
-    block = BRA(64, n_win=4, topk=3).eval()
-    for m in block.modules():  # BRA starts as the identity: give its branches weight so the test sees them
-        if isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    block = wake_branches(BRA(64, n_win=4, topk=3)).eval()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(block, torch.randn(1, 64, 16, 16), check_trace=False)
@@ -282,6 +279,7 @@ def test_coreml_path_equals_default_path():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_onnx_static_parity_at_640(checkpoint, reference, reference64, tmp_path):
     """Static ONNX, simplified, at imgsz=640: raw outputs and detections match PyTorch on both asset images."""
     import onnxruntime as ort
@@ -296,6 +294,7 @@ def test_onnx_static_parity_at_640(checkpoint, reference, reference64, tmp_path)
     assert_predictions_match(checkpoint, f, "ONNX static 640", imgsz=640, rect=False)
 
 
+@pytest.mark.slow
 def test_onnx_dynamic_parity(checkpoint, reference, reference64, tmp_path):
     """Dynamic, simplified ONNX exported at 320 matches PyTorch at 320, at non-square sizes whose grids need padding,
     at a larger size and at batch 2; Ultralytics runs it with rectangular letterboxing like the .pt model."""
@@ -307,7 +306,7 @@ def test_onnx_dynamic_parity(checkpoint, reference, reference64, tmp_path):
     def run(x):
         return session.run(None, {"images": x.numpy()})[0]
 
-    routing = [m for m in reference.modules() if isinstance(m, BiLevelRoutingAttention)]
+    routing = routing_layers(reference)
     padded = set()
     for shape in [(320, 320), (256, 416), (416, 256), (480, 640)]:
         for stride, m in zip((32, 8, 16, 32), routing):  # C2PSA_BRA at P5, then the P3, P4, P5 neck blocks
@@ -323,6 +322,7 @@ def test_onnx_dynamic_parity(checkpoint, reference, reference64, tmp_path):
     assert_predictions_match(checkpoint, f, "ONNX dynamic rect", imgsz=320, rect=True)
 
 
+@pytest.mark.slow
 def test_onnx_half(checkpoint, reference, tmp_path):
     """``half=True`` on CPU stores fp16 weights and activations; the graph runs in onnxruntime and through Ultralytics,
     and stays close to PyTorch for fp16: every confident PyTorch detection is found again."""
@@ -359,6 +359,7 @@ def _area(b: torch.Tensor) -> torch.Tensor:
     return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
 
 
+@pytest.mark.slow
 def test_torchscript_parity(checkpoint, reference, reference64, tmp_path):
     """TorchScript at 320 (static, as Ultralytics exports it): torch.jit.load and Ultralytics both reproduce PyTorch."""
     f = exported(checkpoint, tmp_path, format="torchscript", imgsz=320)
@@ -388,6 +389,7 @@ def openvino_f32(monkeypatch):
     return ov
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 def test_openvino_parity(checkpoint, reference, reference64, tmp_path, openvino_f32, dynamic):
     """OpenVINO IR at 320 (and, dynamic, at a padded non-square size) matches PyTorch, plainly and through Ultralytics."""

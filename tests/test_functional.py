@@ -331,6 +331,7 @@ print(json.dumps({"shape": list(out.shape), "finite": bool(out.isfinite().all())
 """
 
 
+@pytest.mark.slow
 def test_eval_forward_memory_on_a_large_map():
     """Routing keeps memory bounded: global attention over these 307200 tokens would need ~750 GB of scores."""
     probe = subprocess.run(

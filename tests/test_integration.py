@@ -24,13 +24,6 @@ STOCK_CFG = Path(ultralytics.__file__).parent / "cfg" / "models"
 TASK_MODELS = {"": DetectionModel, "-seg": SegmentationModel, "-pose": PoseModel, "-obb": OBBModel}
 
 
-@pytest.fixture
-def registered():
-    """Leave the hook registered after the test, whatever the test did to it."""
-    yield
-    ultralytics_biformer.register()
-
-
 def build(cfg, model_cls=DetectionModel, seed=0, **kwargs):
     torch.manual_seed(seed)
     return model_cls(cfg, verbose=False, **kwargs)
@@ -77,7 +70,7 @@ def stock_parser_replaced_by(parser):
         ultralytics_biformer.register()
 
 
-@pytest.mark.parametrize("scale", "nsmlx")
+@pytest.mark.parametrize("scale", ["n", "s", *(pytest.param(s, marks=pytest.mark.slow) for s in "mlx")])
 def test_every_yolo11_scale_gets_stock_bookkeeping(scale):
     stock, ours = build(f"yolo11{scale}.yaml"), build(f"yolo11{scale}-biformer.yaml")
     assert type(ours.model[10]) is C2PSA_BRA and type(stock.model[10]) is C2PSA
@@ -211,6 +204,7 @@ def test_heads_must_divide_channels():
         build(cfg)
 
 
+@pytest.mark.slow
 def test_stock_yamls_are_untouched_by_the_hook(registered):
     """With the hook active every stock model builds exactly as without it (a sample here; scripts/ checks all)."""
     ultralytics_biformer.unregister()

@@ -8,6 +8,7 @@ from torch import nn
 from ultralytics.nn.modules.block import C2PSA, Attention, C3k2
 from ultralytics.nn.tasks import BaseModel
 
+from conftest import randomize_bn_
 from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 
 # C3k2 variants as (c1, c2, n, c3k, e, attn): plain bottlenecks, C3k inner blocks, and YOLO26's attention blocks.
@@ -22,22 +23,6 @@ C3K2_ARGS = [
 def _seed():
     """Make the default weight initialisation of every module built in a test reproducible."""
     torch.manual_seed(0)
-
-
-def randomize_bn_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm random affine parameters and running statistics, in place, and return the module.
-
-    Fresh BatchNorms in eval mode are the identity (and zero-initialised ones are zero), which would hide a wrongly
-    wired or wrongly folded normalisation; random ones make the output depend on every one of them.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
-            for tensor, low, high in ((bn.weight, 0.5, 1.5), (bn.bias, -0.2, 0.2)):
-                tensor.copy_(torch.empty(tensor.shape).uniform_(low, high, generator=gen))
-            bn.running_mean.copy_(torch.empty(bn.num_features).uniform_(-0.2, 0.2, generator=gen))
-            bn.running_var.copy_(torch.empty(bn.num_features).uniform_(0.5, 1.5, generator=gen))
-    return module
 
 
 def eval64(module: nn.Module) -> nn.Module:

@@ -23,34 +23,12 @@ from ultralytics.nn.modules.block import Attention
 from ultralytics.nn.tasks import DetectionModel
 
 import ultralytics_biformer
+from conftest import detection_batch, routing_layers, wake_branches, write_tiny_dataset
 from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA, bilevel_routing_attention
 from ultralytics_biformer import functional as Fn
+from ultralytics_biformer._validation import is_positive_int
 
 CFG = ultralytics_biformer.config_dir()
-
-
-def routing_layers(model: torch.nn.Module) -> list[BiLevelRoutingAttention]:
-    return [m for m in model.modules() if isinstance(m, BiLevelRoutingAttention)]
-
-
-def wake_branches(model: torch.nn.Module) -> None:
-    """A new BRA block is the identity (the last BatchNorm of each branch is zero): give those branches weight."""
-    for block in model.modules():
-        if isinstance(block, BRA):
-            for branch_end in (block.pos, block.attn.proj, block.mlp[-1]):
-                torch.nn.init.uniform_(branch_end.bn.weight, 0.5, 1.5)
-
-
-def synthetic_batch(seed: int, n: int = 2, size: int = 64, device: str = "cpu") -> dict:
-    """A detection batch in the trainer's format: images and normalised xywh boxes for 2 classes."""
-    g = torch.Generator().manual_seed(seed)
-    boxes = torch.tensor([[0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.2], [0.5, 0.5, 0.4, 0.4]])
-    return {
-        "img": torch.rand(n, 3, size, size, generator=g).to(device),
-        "batch_idx": torch.tensor([0.0, 0.0, 1.0], device=device),
-        "cls": torch.tensor([[0.0], [1.0], [1.0]], device=device),
-        "bboxes": boxes.to(device),
-    }
 
 
 def run_with_watchdog(fn, timeout: float = 120.0):
@@ -112,7 +90,7 @@ def amp_step(model: DetectionModel, device: str, dtype: torch.dtype) -> tuple[to
     scaler = torch.amp.GradScaler(device, init_scale=1.0, enabled=dtype == torch.float16)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     with torch.autocast(device, dtype=dtype):
-        loss, _ = model.loss(synthetic_batch(0, device=device))
+        loss, _ = model.loss(detection_batch(0, device=device))
         loss = loss.sum()
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -134,6 +112,7 @@ def test_large_activations_overflow_an_unprotected_fp16_attention():
     assert not out.isfinite().all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_amp_training_step_is_finite_on_cpu(dtype):
     """CUDA AMP semantics on CPU: autocast (+ GradScaler for fp16) around a real loss; loss and gradients stay finite."""
@@ -143,6 +122,7 @@ def test_amp_training_step_is_finite_on_cpu(dtype):
     assert not bad, f"missing or non-finite gradients: {bad[:5]}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_amp_training_step_is_finite_on_cuda():
     model = loud_model("cuda")
@@ -176,6 +156,7 @@ def test_low_precision_operator(dtype, fused):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compiled_bra_block_matches_eager():
     """CPU inductor compiles a BRA block into one graph (fullgraph) whose outputs equal eager ones."""
     torch.manual_seed(0)
@@ -187,6 +168,7 @@ def test_compiled_bra_block_matches_eager():
         torch.testing.assert_close(compiled(x), block(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_biformer_model_compiles_without_graph_breaks():
     """Dynamo captures a biformer detector's backbone and neck, every routing layer included, as one graph.
 
@@ -242,17 +224,8 @@ def test_predict_on_odd_images(checkpoint, h, w, imgsz):
 @pytest.fixture(scope="module")
 def rect_dataset(tmp_path_factory) -> Path:
     """Val images of very different aspect ratios, so rectangular batching gives non-square batch shapes."""
-    root = tmp_path_factory.mktemp("rect_dataset")
-    sizes = [(720, 1280), (1280, 720), (30, 40), (64, 96), (96, 64), (120, 200)]
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "labels" / split).mkdir(parents=True)
-        for i, (h, w) in enumerate(sizes):
-            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image(h, w, seed=i))
-            (root / "labels" / split / f"{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.25\n")
-    data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: a\n  1: b\n")
-    return data
+    shapes = [(720, 1280), (1280, 720), (30, 40), (64, 96), (96, 64), (120, 200)]
+    return write_tiny_dataset(tmp_path_factory.mktemp("rect_dataset"), shapes=shapes)
 
 
 def test_val_with_rectangular_batches(checkpoint, rect_dataset):
@@ -486,7 +459,7 @@ def test_bad_stock_part_of_our_row_is_a_clear_error(tmp_path, case):
 @pytest.mark.parametrize("n_win, topk", [(0, 4), (-1, 4), (7, 0), (7, -3), (7.0, 4), (7, True), (None, 4), ("7", 4)])
 def test_bad_routing_arguments_are_rejected_everywhere(n_win, topk):
     """Constructors and the functional API reject non-positive or non-integer n_win/topk, naming the argument."""
-    name = "n_win" if not (isinstance(n_win, int) and not isinstance(n_win, bool) and n_win > 0) else "topk"
+    name = "topk" if is_positive_int(n_win) else "n_win"
     builders = [
         lambda: BiLevelRoutingAttention(64, num_heads=2, n_win=n_win, topk=topk),
         lambda: BRA(64, n_win=n_win, topk=topk),
@@ -512,20 +485,26 @@ def predictions(model_or_path) -> torch.Tensor:
         return net(torch.rand(1, 3, 96, 128))[0]
 
 
-def test_checkpoint_loads_after_unregister_and_register(checkpoint):
+def test_checkpoint_loads_while_unregistered_and_after_registering_again(checkpoint, registered):
+    """``unregister()`` withdraws only the YAML parser and lookup: a checkpoint pickles our blocks by import path, so it
+    still loads (restricted loading too) and predicts the same while unregistered, when our YAMLs no longer build;
+    after ``register()`` both work again."""
     from ultralytics.nn.tasks import torch_safe_load
 
+    cfg = str(CFG / "yolo11-biformer.yaml")  # a path: the bare name would not even resolve while unregistered
     expected = predictions(checkpoint)
     ultralytics_biformer.unregister()
-    try:
-        assert not ultralytics_biformer.is_registered()
-    finally:
-        ultralytics_biformer.register()
-    assert ultralytics_biformer.is_registered()
+    assert not ultralytics_biformer.is_registered()
     torch.testing.assert_close(predictions(checkpoint), expected)
-    ckpt, _ = torch_safe_load(checkpoint, safe_only=True)  # restricted (weights_only) loading allow-lists our blocks
+    ckpt, _ = torch_safe_load(checkpoint, safe_only=True)  # the allow-list of our blocks outlives unregister()
     assert any(isinstance(m, C2PSA_BRA) for m in ckpt["model"].modules())
-    assert YOLO("yolo11n-biformer.yaml").model is not None  # and the parser knows our rows again
+    with pytest.raises(KeyError, match="C2PSA_BRA"):  # the stock parser knows no rows of ours
+        DetectionModel(cfg, verbose=False)
+
+    ultralytics_biformer.register()
+    torch.testing.assert_close(predictions(checkpoint), expected)
+    layers = DetectionModel(cfg, verbose=False).model
+    assert type(layers[10]) is C2PSA_BRA and type(layers[16]) is C3k2_BRA  # the parser knows our rows again
 
 
 LOAD_WITHOUT_AUTOLOAD = r"""
@@ -541,7 +520,8 @@ model = YOLO(sys.argv[1]).model.float().eval()
 torch.manual_seed(0)
 with torch.no_grad():
     out = model(torch.rand(1, 3, 96, 128))[0]
-print(json.dumps({"out": out.flatten().tolist(), "yaml_ok": YOLO("yolo11n-biformer.yaml").model is not None}))
+layer10 = type(YOLO("yolo11n-biformer.yaml").model.model[10]).__name__
+print(json.dumps({"out": out.flatten().tolist(), "layer10": layer10}))
 """
 
 
@@ -559,5 +539,5 @@ def test_checkpoint_loads_with_autoload_disabled_and_explicit_import(checkpoint,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["yaml_ok"]
+    assert result["layer10"] == "C2PSA_BRA"  # the explicit import registered the parser too
     torch.testing.assert_close(torch.tensor(result["out"]), predictions(checkpoint).flatten())
