@@ -109,3 +109,48 @@ def test_validator_subclass_keeps_the_task_validator_and_adds_area_map():
 
     cls = with_area_buckets(SegmentationValidator)
     assert issubclass(cls, SegmentationValidator) and cls.__name__ == "AreaBucketSegmentationValidator"
+
+
+def _masks(boxes_xyxy: torch.Tensor, size: int = 256) -> torch.Tensor:
+    """Filled-box masks, one per box, on a ``size`` x ``size`` canvas."""
+    masks = torch.zeros(len(boxes_xyxy), size, size)
+    for mask, (x0, y0, x1, y1) in zip(masks, boxes_xyxy.round().int().tolist()):
+        mask[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 1
+    return masks
+
+
+def _corners(boxes_xyxy: torch.Tensor, visibility: float) -> torch.Tensor:
+    """Four keypoints per box (its corners) with a visibility or confidence."""
+    x0, y0, x1, y1 = boxes_xyxy.float().unbind(1)
+    points = torch.stack([torch.stack(p, 1) for p in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))], 1)
+    return torch.cat([points, torch.full((*points.shape[:2], 1), visibility)], 2)
+
+
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_segment_and_pose_validators_keep_their_results_and_bucket_their_boxes(task):
+    """The area-bucket subclass of a segment or pose validator returns exactly the stock validator's matches (boxes and
+    masks or keypoints), and buckets the same box matches."""
+    from ultralytics.models.yolo.pose import PoseValidator
+    from ultralytics.models.yolo.segment import SegmentationValidator
+
+    from ultralytics_biformer.evaluation import _iou_of
+
+    stock_cls = {"segment": SegmentationValidator, "pose": PoseValidator}[task]
+    stock, ours = stock_cls(args={"task": task}), with_area_buckets(stock_cls)(args={"task": task})
+    ours.area_buckets = AreaBuckets(ours.match_predictions, _iou_of(ours))  # as init_metrics does, without a model
+    assert _iou_of(ours) is box_iou
+    if task == "pose":
+        stock.sigma = ours.sigma = np.ones(4) / 4  # init_metrics' choice for a non-COCO kpt_shape
+    rng = np.random.default_rng(1)
+    second = {"segment": "tp_m", "pose": "tp_p"}[task]
+    for _ in range(30):
+        preds, labels = random_image(rng, max_side=30, n_true=int(rng.integers(1, 6)), n_pred=int(rng.integers(1, 8)))
+        if task == "segment":
+            preds["masks"], labels["masks"] = _masks(preds["bboxes"]), _masks(labels["bboxes"])
+        else:
+            preds["keypoints"], labels["keypoints"] = _corners(preds["bboxes"], 0.9), _corners(labels["bboxes"], 2.0)
+        expected, result = stock._process_batch(preds, labels), ours._process_batch(preds, labels)
+        assert set(result) == {"tp", second}
+        assert np.array_equal(result["tp"], expected["tp"]) and np.array_equal(result[second], expected[second])
+        assert np.array_equal(ours.area_buckets.stats["small"]["tp"][-1], expected["tp"])
+    assert ours.area_buckets.compute()["small"] is not None

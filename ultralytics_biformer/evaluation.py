@@ -12,16 +12,25 @@ scored like a dataset of its own. This differs from pycocotools in one respect: 
 false positives, unmatched predictions outside the bucket's size range; here each such prediction counts in the bucket
 of its own area, so every false positive is counted exactly once across the buckets.
 
+The buckets apply to every task with boxes: detect, obb (rotated boxes and rotated IoU), and the box metrics of
+segment and pose (their validators match boxes first, then masks or keypoints; the buckets score the boxes).
+
+:data:`TASK_METRICS` is the one table of what each task reports: which of its validator's metrics a comparison
+records, under which names, which one decides the verdicts, and whether area buckets apply.
+
 Depends on Ultralytics' validator internals (``_process_batch(preds, batch)`` with the ``bboxes``/``cls``/``conf``
-keys and ``ratio_pad``, ``match_predictions``, ``get_stats``); checked for ultralytics 8.4.x.
+keys and ``ratio_pad``, ``match_predictions``, ``get_stats``) and on its metric names (``metrics/mAP50-95(B)``, ...);
+checked for ultralytics 8.4.x.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-__all__ = ["AREA_BUCKETS", "AreaBuckets", "area_bucket", "with_area_buckets"]
+__all__ = ["AREA_BUCKETS", "TASK_METRICS", "AreaBuckets", "Metric", "TaskMetrics", "area_bucket", "with_area_buckets"]
 
 AREA_BUCKETS = {"small": 32**2, "medium": 96**2, "large": float("inf")}  # bucket -> exclusive upper area limit
 
@@ -148,3 +157,113 @@ def _iou_of(validator) -> callable:
     from ultralytics.utils.metrics import batch_probiou, box_iou
 
     return batch_probiou if getattr(validator.args, "task", "detect") == "obb" else box_iou
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One accuracy metric as a comparison records and reports it.
+
+    Attributes:
+        key (str): The record key (JSON record, CSV column stem), e.g. ``map``.
+        column (str | None): Its name in Ultralytics: the validator's ``results_dict`` key, which is also the
+            ``results.csv`` column; None for the area buckets, which Ultralytics does not compute.
+        title (str): The Markdown column title.
+        digits (int): Decimals shown.
+        per_epoch (bool): Whether the record keeps its ``results.csv`` column as a per-epoch curve.
+    """
+
+    key: str
+    column: str | None
+    title: str
+    digits: int = 4
+    per_epoch: bool = True
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """What a comparison reports for one task.
+
+    Attributes:
+        task (str): The Ultralytics task.
+        metrics (tuple[Metric, ...]): The metrics read from the final validation's ``results_dict``.
+        primary (str): The key of the metric that verdicts, progress lines and the figure use.
+        area_buckets (bool): Whether the task has boxes, hence small / medium / large mAP50-95.
+        bucket_prefix (str): Prefix of the bucket titles, naming the boxes where the task has other kinds of mAP.
+    """
+
+    task: str
+    metrics: tuple[Metric, ...]
+    primary: str
+    area_buckets: bool
+    bucket_prefix: str = ""
+
+    @property
+    def accuracy(self) -> tuple[Metric, ...]:
+        """Every accuracy metric of a run: the validator's, then the area buckets where the task has boxes."""
+        if not self.area_buckets:
+            return self.metrics
+        letters = {"small": "S", "medium": "M", "large": "L"}
+        titles = {name: f"{self.bucket_prefix}mAP50-95 {letters[name]}" for name in AREA_BUCKETS}
+        return (*self.metrics, *(Metric(f"map_{name}", None, title) for name, title in titles.items()))
+
+    def metric(self, key: str) -> Metric:
+        """The accuracy metric recorded under ``key``."""
+        return next(m for m in self.accuracy if m.key == key)
+
+    @property
+    def curve_columns(self) -> tuple[str, ...]:
+        """The ``results.csv`` metric columns a record keeps per epoch (losses are kept for every task)."""
+        return tuple(m.column for m in self.metrics if m.per_epoch)
+
+    def record(self, results: dict[str, float], area_map: dict[str, float | None] | None = None) -> dict:
+        """A run's accuracy record from its validator's ``results_dict`` and, where the task has boxes, ``area_map``."""
+        record = {m.key: round(float(results[m.column]), 6) for m in self.metrics}
+        if self.area_buckets:
+            record.update({f"map_{name}": value for name, value in (area_map or {}).items()})
+        return record
+
+
+def _box_metrics(prefix: str = "") -> tuple[Metric, ...]:
+    """Ultralytics' box metrics; ``prefix`` names them where a task has other kinds too."""
+    return (
+        Metric("map", "metrics/mAP50-95(B)", f"{prefix}mAP50-95"),
+        Metric("map50", "metrics/mAP50(B)", f"{prefix}mAP50"),
+        Metric("precision", "metrics/precision(B)", f"{prefix}P", 3, per_epoch=False),
+        Metric("recall", "metrics/recall(B)", f"{prefix}R", 3, per_epoch=False),
+    )
+
+
+# The record keys of detect (map, map50, precision, recall, map_small, ...) are those of every earlier comparison:
+# runs recorded before this table existed resume and report unchanged.
+TASK_METRICS = {
+    "detect": TaskMetrics("detect", _box_metrics(), primary="map", area_buckets=True),
+    "segment": TaskMetrics(
+        "segment",
+        (
+            *_box_metrics("box "),
+            Metric("mask_map", "metrics/mAP50-95(M)", "mask mAP50-95"),
+            Metric("mask_map50", "metrics/mAP50(M)", "mask mAP50"),
+        ),
+        primary="mask_map",
+        area_buckets=True,
+        bucket_prefix="box ",
+    ),
+    "pose": TaskMetrics(
+        "pose",
+        (
+            *_box_metrics("box "),
+            Metric("pose_map", "metrics/mAP50-95(P)", "pose mAP50-95"),
+            Metric("pose_map50", "metrics/mAP50(P)", "pose mAP50"),
+        ),
+        primary="pose_map",
+        area_buckets=True,
+        bucket_prefix="box ",
+    ),
+    "obb": TaskMetrics("obb", _box_metrics(), primary="map", area_buckets=True),
+    "classify": TaskMetrics(
+        "classify",
+        (Metric("top1", "metrics/accuracy_top1", "top-1"), Metric("top5", "metrics/accuracy_top5", "top-5")),
+        primary="top1",
+        area_buckets=False,
+    ),
+}
