@@ -1,5 +1,9 @@
 """``ultralytics-biformer compare``: train and benchmark YOLO models side by side under identical settings.
 
+Five Ultralytics tasks work: detect, segment, pose, obb and classify. The task is the models' own (all must share
+one); ``task=`` picks it, with its default models, when no models are given. Each task trains with its stock
+Ultralytics trainer and reports its own metrics (see :data:`ultralytics_biformer.evaluation.TASK_METRICS`).
+
 Every model is trained with the same data, seed(s), epochs, imgsz, batch, optimizer and Ultralytics' default
 augmentation, deterministically where Ultralytics allows. Each training run and each benchmark runs in its own worker
 process (see :mod:`.worker`) and leaves a JSON record under ``<project>/<name>/records``; a re-run of the same command
@@ -11,20 +15,24 @@ before anything trains. The results are written as ``compare.md``, ``compare.csv
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..data.presets import PRESET_SPECS as DATASETS
 from ..data.synthetic import DatasetSpec
+from ..evaluation import TASK_METRICS
 from .args import ArgumentError, Option, choice, comma_list, non_negative_int, parse_options, positive_int, text
-from .dataset import PRESET_SPECS as DATASETS
+from .plan import ModelEntry, Plan
 
-__all__ = ["OPTIONS", "PRESETS", "Plan", "Preset", "make_plan", "run"]
+__all__ = ["DEFAULT_MODELS", "OPTIONS", "PRESETS", "Preset", "make_plan", "run"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Preset:
     batch: int
     workers: int
     seeds: int
-    dataset: DatasetSpec
+    dataset: DatasetSpec  # the detection dataset; other tasks get the same spec with their own labels
     warmup: int  # untimed inference calls before latency timing
     iters: int  # timed inference calls; the median is reported
     extra: dict = field(default_factory=dict)  # further Ultralytics training arguments, the same for every model
@@ -64,7 +72,7 @@ PRESETS = {
         batch=8,
         workers=2,
         seeds=3,
-        dataset=DatasetSpec(seed=0, train=240, val=120, imgsz=256),
+        dataset=DATASETS["study"],
         warmup=5,
         iters=30,
         extra={"nbs": 8},
@@ -73,13 +81,47 @@ PRESETS = {
     "full": Preset(epochs=100, imgsz=320, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200),
 }
 
-DEFAULT_MODELS = ["yolo11n.yaml", "yolo11n-biformer.yaml"]
+# Per task: the stock yolo11n twin, then ours. The first model is the baseline of the paired statistics.
+DEFAULT_MODELS = {
+    "detect": ["yolo11n.yaml", "yolo11n-biformer.yaml"],
+    "segment": ["yolo11n-seg.yaml", "yolo11n-biformer-seg.yaml"],
+    "pose": ["yolo11n-pose.yaml", "yolo11n-biformer-pose.yaml"],
+    "obb": ["yolo11n-obb.yaml", "yolo11n-biformer-obb.yaml"],
+    "classify": ["yolo11n-cls.yaml", "yolo11n-biformer-cls.yaml"],
+}
+assert set(DEFAULT_MODELS) == set(TASK_METRICS)
+
+# What data= must be for each task's models; quoted in errors.
+DATA_NEEDS = {
+    "detect": "a data YAML with box (or polygon) labels and no kpt_shape",
+    "segment": "a data YAML with polygon labels (class x1 y1 x2 y2 ...) and no kpt_shape",
+    "pose": "a data YAML with kpt_shape whose labels are class, box and keypoints",
+    "obb": "a data YAML with oriented-box labels (class x1 y1 ... x4 y4) and no kpt_shape",
+    "classify": "an ImageFolder dataset folder: train/<class>/<images> and val/<class>/<images>",
+}
 
 OPTIONS = [
-    Option("models", comma_list, DEFAULT_MODELS, "comma-separated model YAMLs or local .pt checkpoints"),
-    Option("data", text, None, "Ultralytics detection data YAML (default: the bundled context-tokens benchmark)"),
+    Option(
+        "models",
+        comma_list,
+        None,
+        "comma-separated model YAMLs or local .pt checkpoints, all of one task (default: the task's yolo11n and "
+        "yolo11n-biformer)",
+    ),
+    Option(
+        "data",
+        text,
+        None,
+        "the task's Ultralytics data YAML, or for classify an ImageFolder folder (default: the bundled benchmark)",
+    ),
     Option(
         "preset", choice(*PRESETS), "quick", f"one of {', '.join(PRESETS)}: default epochs, imgsz, dataset size ..."
+    ),
+    Option(
+        "task",
+        choice(*TASK_METRICS),
+        None,
+        f"one of {', '.join(TASK_METRICS)}: picks the default models and data (default: the models' task, else detect)",
     ),
     Option("seeds", positive_int, None, "training runs per model, with seeds seed, seed+1, ... (quick: 1, full: 3)"),
     Option("seed", non_negative_int, 0, "first training seed"),
@@ -93,74 +135,16 @@ OPTIONS = [
         "pretrained",
         text,
         None,
-        "local checkpoint (e.g. a stock yolo11n.pt) that initialises every model; never downloaded (default: scratch)",
+        "local checkpoint of the same task (e.g. a stock yolo11n.pt) that initialises every model; never downloaded "
+        "(default: scratch)",
     ),
     Option("device", text, None, "training device, as Ultralytics' device= (latency is always measured on CPU)"),
     Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
     Option("project", text, "runs/compare", "parent folder of the run folder"),
-    Option("name", text, None, "run folder name (default: the preset); re-running with it resumes"),
+    Option(
+        "name", text, None, "run folder name (default: the preset, and -<task> but for detect); re-running resumes"
+    ),
 ]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A model to compare: as the user wrote it, what the worker loads, and a file-safe label."""
-
-    spec: str
-    source: str
-    label: str
-
-
-@dataclass
-class Plan:
-    """Everything a comparison will do, fully validated."""
-
-    run_dir: Path
-    models: list[ModelEntry]
-    seeds: list[int]
-    train_args: dict[str, Any]
-    bench_args: dict[str, Any]
-    settings: dict[str, Any]
-    failures: dict[str, str] = field(default_factory=dict)
-
-    jobs: int = 1
-
-    @property
-    def runs(self) -> list[tuple[ModelEntry, int]]:
-        """Seed-major, so that an interrupted comparison holds complete pairs: every model for its first seeds."""
-        return [(model, seed) for seed in self.seeds for model in self.models]
-
-    def log_file(self, model: ModelEntry, seed: int) -> Path:
-        return self.run_dir / "logs" / f"{model.label}-seed{seed}.log"
-
-    def results_csv(self, model: ModelEntry, seed: int) -> Path:
-        return self.run_dir / "runs" / f"{model.label}-seed{seed}" / "results.csv"
-
-    def train_record(self, model: ModelEntry, seed: int) -> Path:
-        return self.run_dir / "records" / f"{model.label}-seed{seed}.json"
-
-    def bench_record(self, model: ModelEntry) -> Path:
-        return self.run_dir / "records" / f"{model.label}-bench.json"
-
-    def train_job(self, model: ModelEntry, seed: int) -> dict[str, Any]:
-        args = {
-            **self.train_args,
-            "seed": seed,
-            "project": str(self.run_dir / "runs"),
-            "name": f"{model.label}-seed{seed}",
-        }
-        job = {"model": model.source, "train_args": args, "record": str(self.train_record(model, seed))}
-        if self.jobs > 1 and self.settings["device"] == "cpu":
-            job["threads"] = max(1, (os.cpu_count() or 1) // self.jobs)
-        return job
-
-    def bench_job(self, model: ModelEntry, weights: str) -> dict[str, Any]:
-        return {
-            "model": model.source,
-            "weights": weights,
-            "bench_args": self.bench_args,
-            "record": str(self.bench_record(model)),
-        }
 
 
 def usage() -> str:
@@ -175,58 +159,80 @@ def usage() -> str:
     )
     return (
         "usage: ultralytics-biformer compare [key=value ...]\n\n"
-        "Train each model under identical settings, then report accuracy (overall and by object size), size, CPU\n"
-        "latency (PyTorch and ONNX Runtime), training time and peak memory as compare.md, compare.csv and\n"
-        "compare.png in <project>/<name>. Re-running the same command resumes: finished runs are not redone.\n\n"
+        "Train each model under identical settings, then report accuracy (the task's own metrics, and by object size\n"
+        "where there are boxes), size, CPU latency (PyTorch and ONNX Runtime), training time and peak memory as\n"
+        "compare.md, compare.csv and compare.png in <project>/<name>. Re-running the same command resumes: finished\n"
+        "runs are not redone. Every task works: detect, segment, pose, obb, classify (all models must share one).\n\n"
         "keys:\n" + "\n".join(lines) + f"\n\npresets:\n{presets}\n\n"
-        "example: ultralytics-biformer compare models=yolo11n.yaml,yolo11n-biformer.yaml,"
-        "yolo11n-biformer-backbone.yaml epochs=3\n"
+        "examples:\n"
+        "  ultralytics-biformer compare models=yolo11n.yaml,yolo11n-biformer.yaml,yolo11n-biformer-backbone.yaml "
+        "epochs=3\n"
+        "  ultralytics-biformer compare task=segment preset=quick\n"
     )
 
 
-def _bundled_detection_yamls() -> list[str]:
-    """Our detection model YAMLs, as scale-n names (``yolo11n-biformer.yaml``)."""
+def _bundled_yamls() -> list[str]:
+    """Our model YAMLs, as scale-n names (``yolo11n-biformer.yaml``, ``yolo11n-biformer-seg.yaml``)."""
     from ..integration import config_dir
 
-    names = []
-    for path in sorted(config_dir().glob("*.yaml")):
-        if not re.search(r"-(cls|seg|pose|obb)\.yaml$", path.name):
-            names.append(re.sub(r"^(yolo\d+)-", r"\1n-", path.name))
-    return names
+    return [re.sub(r"^(yolo\d+)-", r"\1n-", path.name) for path in sorted(config_dir().glob("*.yaml"))]
 
 
 def _accepted_models() -> str:
     return (
-        "accepted: a detection model YAML, stock (e.g. yolo11n.yaml, yolo26s.yaml) or bundled with ultralytics-biformer "
-        f"({', '.join(_bundled_detection_yamls())}; any scale n/s/m/l/x), a path to a model YAML (e.g. "
-        "cfg/yolo11-biformer-neck.yaml), or a local .pt checkpoint"
+        f"accepted: a model YAML of one of the tasks {', '.join(TASK_METRICS)}, stock (e.g. yolo11n.yaml, "
+        f"yolo11n-seg.yaml) or bundled with ultralytics-biformer ({', '.join(_bundled_yamls())}; any scale n/s/m/l/x), "
+        "a path to a model YAML (e.g. cfg/yolo11-biformer-neck.yaml), or a local .pt checkpoint"
     )
 
 
-def _check_yaml_model(spec: str) -> str:
-    """Resolve and build a model YAML; return what the worker should load. Raises ArgumentError."""
-    from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_load
+def _a(task: str | None) -> str:
+    """``task`` with its indefinite article: "a detect", "an obb"."""
+    return f"{'an' if str(task)[:1] in 'aeiou' else 'a'} {task}"
+
+
+def _check_task(spec: str, task: str | None) -> str:
+    """``task`` if compare supports it; raises ArgumentError naming the model otherwise."""
+    if task not in TASK_METRICS:
+        raise ArgumentError(
+            f"model '{spec}' is {_a(task)} model, but compare supports {', '.join(TASK_METRICS)} models; "
+            f"{_accepted_models()}"
+        )
+    return task
+
+
+def _check_yaml_model(spec: str) -> tuple[str, str]:
+    """Resolve and build a model YAML; return what the worker should load and its task. Raises ArgumentError."""
+    from ultralytics.nn import tasks
 
     try:
-        cfg = yaml_model_load(spec)
+        cfg = tasks.yaml_model_load(spec)
     except FileNotFoundError:
         raise ArgumentError(
             f"unknown model '{spec}': no such file, and no stock or bundled YAML has that name; {_accepted_models()}"
         ) from None
-    task = guess_model_task(cfg)
-    if task != "detect":
-        raise ArgumentError(
-            f"model '{spec}' is a {task} model, but compare benchmarks detection models; {_accepted_models()}"
-        )
+    task = _check_task(spec, tasks.guess_model_task(cfg))
+    model_class = {
+        "detect": tasks.DetectionModel,
+        "segment": tasks.SegmentationModel,
+        "pose": tasks.PoseModel,
+        "obb": tasks.OBBModel,
+        "classify": tasks.ClassificationModel,
+    }[task]
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the classification model prints its summary even with verbose=False
     try:
-        DetectionModel(cfg, verbose=False)
+        model_class(cfg, verbose=False)
     except Exception as e:  # noqa: BLE001 - any build error is the YAML's fault; say so before training
         raise ArgumentError(f"model '{spec}' does not build: {type(e).__name__}: {e}") from None
-    return str(Path(spec).resolve()) if Path(spec).is_file() else spec
+    finally:
+        logger.setLevel(level)
+    return (str(Path(spec).resolve()) if Path(spec).is_file() else spec), task
 
 
-def _check_checkpoint(spec: str) -> str:
-    """Check a local .pt checkpoint holds a detection model; return its absolute path. Raises ArgumentError."""
+def _check_checkpoint(spec: str) -> tuple[str, str]:
+    """Check a local .pt checkpoint loads; return its absolute path and its task. Raises ArgumentError."""
     path = Path(spec)
     if not path.is_file():
         raise ArgumentError(
@@ -239,22 +245,31 @@ def _check_checkpoint(spec: str) -> str:
         task = YOLO(str(path)).task
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
         raise ArgumentError(f"model '{spec}' could not be loaded: {type(e).__name__}: {e}") from None
-    if task != "detect":
-        raise ArgumentError(f"model '{spec}' is a {task} model, but compare benchmarks detection models")
-    return str(path.resolve())
+    return str(path.resolve()), _check_task(spec, task)
 
 
-def resolve_models(specs: list[str]) -> list[ModelEntry]:
-    """Validate each model argument and give it a unique, file-safe label. Raises ArgumentError."""
+def resolve_models(specs: list[str] | None, task: str | None = None) -> tuple[list[ModelEntry], str]:
+    """Validate the models, all of one task, and give each a unique, file-safe label. Raises ArgumentError.
+
+    Args:
+        specs (list[str] | None): The models as given; None for the default models of ``task``.
+        task (str | None): The task asked for with ``task=``; None to take the models' own.
+
+    Returns:
+        (list[ModelEntry]): The models, in the order given.
+        (str): Their task.
+    """
+    if specs is None:
+        specs = DEFAULT_MODELS[task or "detect"]
     if len(set(specs)) != len(specs):
         raise ArgumentError(f"models lists a model more than once: {','.join(specs)}")
-    entries, labels = [], set()
+    entries, labels, tasks = [], set(), []
     for spec in specs:
         suffix = Path(spec).suffix.lower()
         if suffix in {".yaml", ".yml"}:
-            source = _check_yaml_model(spec)
+            source, model_task = _check_yaml_model(spec)
         elif suffix in {".pt", ".pth"}:
-            source = _check_checkpoint(spec)
+            source, model_task = _check_checkpoint(spec)
         else:
             raise ArgumentError(f"unknown model '{spec}'; {_accepted_models()}")
         label = base = re.sub(r"[^\w.-]+", "_", Path(spec).stem)
@@ -264,26 +279,110 @@ def resolve_models(specs: list[str]) -> list[ModelEntry]:
             label = f"{base}-{n}"
         labels.add(label)
         entries.append(ModelEntry(spec, source, label))
-    return entries
+        tasks.append(model_task)
+    wanted = task or tasks[0]
+    for spec, model_task in zip(specs, tasks):
+        if model_task != wanted:
+            given = f"task={task}" if task else f"the first model, {specs[0]}, is {_a(wanted)} model"
+            raise ArgumentError(
+                f"model '{spec}' is {_a(model_task)} model, but {given}: compare trains models of one task side by "
+                f"side, e.g. models={','.join(DEFAULT_MODELS[wanted])}"
+            )
+    return entries, wanted
 
 
-def resolve_data(data: str | None, preset: Preset) -> str:
-    """The absolute path of the data YAML to train on; generates the bundled dataset if needed. Raises ArgumentError."""
+def resolve_data(data: str | None, preset: Preset, task: str = "detect") -> str:
+    """The absolute ``data=`` path to train on; generates the bundled dataset if needed. Raises ArgumentError.
+
+    Args:
+        data (str | None): As given; None for the bundled dataset of the preset, with ``task``'s labels.
+        preset (Preset): The preset, whose dataset size the bundled dataset has.
+        task (str): The models' task, which the data must be for.
+    """
     if data is None:
         from ..data.synthetic import ensure_dataset
 
-        return str(ensure_dataset(preset.dataset, log=lambda m: print(m, flush=True)))
+        spec = replace(preset.dataset, task=task)
+        return str(ensure_dataset(spec, log=lambda m: print(m, flush=True)))
+    accepted = (
+        f"Accepted for {task} models: {DATA_NEEDS[task]}, on disk (compare never downloads datasets), or no data= "
+        "for the bundled benchmark"
+    )
+    if task == "classify":
+        return _check_image_folder(data, accepted)
+    if Path(data).is_dir():
+        raise ArgumentError(f"data={data} is a folder (as classification datasets are), not a data YAML. {accepted}")
     from ultralytics.data.utils import check_det_dataset
 
     try:
         info = check_det_dataset(data, autodownload=False)
     except Exception as e:  # noqa: BLE001 - Ultralytics raises several types; all mean a bad data=
         message = " ".join(str(e).split())
-        raise ArgumentError(
-            f"data={data}: {message}. Accepted: the path or name of an Ultralytics detection data YAML whose images "
-            "are already on disk (compare never downloads datasets), or no data= for the bundled benchmark"
-        ) from None
+        raise ArgumentError(f"data={data}: {message}. {accepted}") from None
+    if problem := _wrong_task(info, task):
+        raise ArgumentError(f"data={data} {problem}. {accepted}")
     return str(Path(info["yaml_file"]).resolve())
+
+
+def _check_image_folder(data: str, accepted: str) -> str:
+    """The absolute path of an ImageFolder classification dataset. Raises ArgumentError.
+
+    Checked here rather than by Ultralytics' ``check_cls_dataset``, which downloads a missing dataset and splits a
+    folder without ``train/`` in place.
+    """
+    from ultralytics.data.utils import IMG_FORMATS
+
+    path = Path(data)
+    if not path.is_dir():
+        what = " is a file, not a dataset folder" if path.exists() else ": no such folder"
+        raise ArgumentError(f"data={data}{what}. {accepted}")
+    val = next((path / name for name in ("val", "validation", "valid") if (path / name).is_dir()), None)
+    if not (path / "train").is_dir() or val is None:
+        raise ArgumentError(f"data={data}: no train/ and val/ folders. {accepted}")
+    for split in (path / "train", val):
+        if not any(f.suffix[1:].lower() in IMG_FORMATS for f in split.glob("*/*")):
+            raise ArgumentError(f"data={data}: {split.name}/ holds no class folders with images. {accepted}")
+    return str(path.resolve())
+
+
+def _wrong_task(info: dict, task: str) -> str | None:
+    """What shows a detection-style dataset is not for ``task``, or None. Judged by ``kpt_shape`` and by the number
+    of values on the val split's label lines; a dataset without labels is left for Ultralytics to judge."""
+    kpt_shape = info.get("kpt_shape")
+    if (task == "pose") != bool(kpt_shape):
+        return f"has kpt_shape {kpt_shape}: a pose dataset" if kpt_shape else "has no kpt_shape: not a pose dataset"
+    columns = _label_columns(info)
+    if not columns:
+        return None
+    found = "/".join(map(str, sorted(columns)))
+    if task == "pose" and columns != {5 + math.prod(kpt_shape)}:
+        return f"has labels of {found} values per line, but kpt_shape {kpt_shape} needs {5 + math.prod(kpt_shape)}"
+    if task == "segment" and max(columns) <= 5:
+        return "has box labels only (5 values per line), no polygons"
+    if task == "obb" and columns != {9}:
+        return f"has labels of {found} values per line, not oriented boxes (9: class and 4 corners)"
+    return None
+
+
+def _label_columns(info: dict, limit: int = 50) -> set[int]:
+    """The numbers of values per label line over the first ``limit`` val images' label files."""
+    import itertools
+
+    from ultralytics.data.utils import IMG_FORMATS, img2label_paths
+
+    images = []
+    for split in info["val"] if isinstance(info.get("val"), list) else [info.get("val")]:
+        split = Path(split or "")
+        if split.is_dir():
+            images += itertools.islice((f for f in split.rglob("*.*") if f.suffix[1:].lower() in IMG_FORMATS), limit)
+        elif split.is_file():  # a list of image paths, "./x" relative to the list's folder
+            lines = split.read_text().split()[:limit]
+            images += [split.parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
+    columns = set()
+    for label in map(Path, img2label_paths([str(f) for f in images[:limit]])):
+        if label.is_file():
+            columns.update(len(line.split()) for line in label.read_text().splitlines() if line.strip())
+    return columns
 
 
 def _device_type(device: str | None) -> str:
@@ -321,8 +420,8 @@ def _check_records(plan: Plan) -> None:
                 )
 
 
-def resolve_pretrained(path: str | None) -> str | None:
-    """The absolute path of a local detection checkpoint to start every model from. Raises ArgumentError."""
+def resolve_pretrained(path: str | None, task: str = "detect") -> str | None:
+    """The absolute path of a local checkpoint of ``task`` to start every model from. Raises ArgumentError."""
     if path is None:
         return None
     if not Path(path).is_file():
@@ -336,9 +435,9 @@ def resolve_pretrained(path: str | None) -> str | None:
         model, _ = load_checkpoint(path)
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
         raise ArgumentError(f"pretrained={path} could not be loaded: {type(e).__name__}: {e}") from None
-    task = getattr(model, "task", None)
-    if task != "detect":
-        raise ArgumentError(f"pretrained={path} holds a {task} model, but compare benchmarks detection models")
+    found = getattr(model, "task", None)
+    if found != task:
+        raise ArgumentError(f"pretrained={path} holds {_a(found)} model, but the models to compare are {task} models")
     return str(Path(path).resolve())
 
 
@@ -368,20 +467,23 @@ def make_plan(values: dict[str, Any]) -> Plan:
 
     offline_ultralytics()
     preset = PRESETS[values["preset"]]
-    models = resolve_models(values["models"])
+    models, task = resolve_models(values["models"], values["task"])
     device = _device_type(values["device"])
-    values = {**values, "pretrained": resolve_pretrained(values["pretrained"])}
-    train_args = _train_args(values, preset, resolve_data(values["data"], preset))
+    values = {**values, "pretrained": resolve_pretrained(values["pretrained"], task)}
+    train_args = _train_args(values, preset, resolve_data(values["data"], preset, task))
     bench_args = {
         "imgsz": train_args["imgsz"],
         "threads": values["threads"],
         "warmup": preset.warmup,
         "iters": preset.iters,
     }
-    run_dir = (Path(values["project"]) / (values["name"] or values["preset"])).resolve()
+    # Other tasks get their own default folder, so that a detect comparison of the same preset is not overwritten.
+    default_name = values["preset"] if task == "detect" else f"{values['preset']}-{task}"
+    run_dir = (Path(values["project"]) / (values["name"] or default_name)).resolve()
     n_seeds = preset.seeds if values["seeds"] is None else values["seeds"]
     seeds = list(range(values["seed"], values["seed"] + n_seeds))
     settings = {
+        "task": task,
         "preset": values["preset"],
         **{k: train_args[k] for k in ("data", "epochs", "imgsz", "batch", "optimizer")},
         # Ultralytics' trainer loads data in the main process when it trains on the CPU, whatever workers= says.
@@ -392,7 +494,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
         "pretrained": values["pretrained"],
         "extra": preset.extra,
     }
-    plan = Plan(run_dir, models, seeds, train_args, bench_args, settings, jobs=values["jobs"])
+    plan = Plan(run_dir, models, seeds, train_args, bench_args, settings, jobs=values["jobs"], task=task)
     _check_records(plan)
     return plan
 
@@ -453,8 +555,9 @@ class _Progress:
         what = f"run {i}/{self.total} {model.spec} seed {seed}"
         record = self.plan.train_record(model, seed)
         if code == 0 and record.is_file():
-            r = json.loads(record.read_text())
-            metric = f"mAP50-95 {r['map']:.4f}" + (f", small {r['map_small']:.4f}" if r.get("map_small") is not None else "")
+            r, metrics = json.loads(record.read_text()), self.plan.metrics
+            metric = f"{metrics.metric(metrics.primary).title} {r[metrics.primary]:.4f}"
+            metric += f", small {r['map_small']:.4f}" if r.get("map_small") is not None else ""
             self.say(f"{what}: done in {took}, {r['epochs_run']} epochs, {metric}")
         else:
             log = self.plan.log_file(model, seed)
@@ -534,7 +637,7 @@ def run(tokens: list[str]) -> int:
         f"in {plan.run_dir}\n  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "
         + " ".join(
             f"{k}={plan.settings[k]}"
-            for k in ("preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds", "jobs")
+            for k in ("task", "preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds", "jobs")
         )
         + "".join(f" {k}={v}" for k, v in plan.settings["extra"].items())
     )

@@ -1,4 +1,8 @@
-"""The outputs of ``compare``: a Markdown table, CSVs and a figure, built from the run and benchmark records."""
+"""The outputs of ``compare``: a Markdown table, CSVs and a figure, built from the run and benchmark records.
+
+The accuracy columns are the task's (:data:`ultralytics_biformer.evaluation.TASK_METRICS`); the cost columns are the
+same for every task.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +10,65 @@ import csv
 import json
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..evaluation import TaskMetrics
 from ..stats import paired_difference
+from .plan import Plan
 
-if TYPE_CHECKING:
-    from .compare import Plan
+__all__ = ["collect", "paired_markdown", "paired_rows", "write_report"]
 
-__all__ = ["collect", "paired_rows", "write_report"]
+# (record key, Markdown column, digits): the cost measured in every training run, aggregated over seeds
+COST_METRICS = [("epoch_seconds", "train s/epoch", 1), ("peak_rss_mib", "peak RSS MiB", 0)]
 
-# (record key, Markdown column, digits): metrics measured once per training run, aggregated over seeds
-RUN_METRICS = [
-    ("map", "mAP50-95", 4),
-    ("map50", "mAP50", 4),
-    ("precision", "P", 3),
-    ("recall", "R", 3),
-    ("map_small", "mAP50-95 S", 4),
-    ("map_medium", "mAP50-95 M", 4),
-    ("map_large", "mAP50-95 L", 4),
-    ("epoch_seconds", "train s/epoch", 1),
-    ("peak_rss_mib", "peak RSS MiB", 0),
-]
-ACCURACY_METRICS = RUN_METRICS[:7]  # compared pairwise against the baseline
-VERDICT_METRICS = {"map": "mAP50-95", "map_small": "small objects"}  # the metrics each model gets a verdict on
-RUN_COLUMNS = [
-    "model",
-    "seed",
-    *(key for key, _, _ in RUN_METRICS),
-    "train_seconds",
-    "epochs_run",
-    "transferred",
-    "checkpoint_tensors",
-    "peak_cuda_mib",
-    "save_dir",
-]
-NOTES = """\
-- mAP50-95, mAP50, P, R: Ultralytics' final validation of each run's best.pt on the val split.
-- mAP50-95 S / M / L: COCO area buckets (box area below 32x32, up to 96x96, above, in original-image pixels),
-  computed by ultralytics-biformer from the same weights' predictions (conf 0.001, IoU 0.7); a prediction counts in
-  the bucket of the label it matches at IoU >= 0.5, or else of its own area. n/a: no label of that size in val.
+
+def run_metrics(task: TaskMetrics) -> list[tuple[str, str, int]]:
+    """(record key, Markdown column, digits) of everything measured once per training run: accuracy, then cost."""
+    return [(m.key, m.title, m.digits) for m in task.accuracy] + COST_METRICS
+
+
+def run_columns(task: TaskMetrics) -> list[str]:
+    """The columns of ``runs.csv``, one row per training run."""
+    return [
+        "model",
+        "seed",
+        *(key for key, _, _ in run_metrics(task)),
+        "train_seconds",
+        "epochs_run",
+        "transferred",
+        "checkpoint_tensors",
+        "peak_cuda_mib",
+        "save_dir",
+    ]
+
+
+def verdict_metrics(task: TaskMetrics) -> dict[str, str]:
+    """The metrics each model gets a verdict on: the task's primary one and, where there are boxes, small objects."""
+    verdicts = {task.primary: task.metric(task.primary).title}
+    if task.area_buckets:
+        verdicts["map_small"] = "small objects"
+    return verdicts
+
+
+def notes(task: TaskMetrics) -> str:
+    """The Markdown notes on the columns of ``task``'s table."""
+    titles = ", ".join(m.title for m in task.metrics)
+    lines = [f"- {titles}: Ultralytics' final {task.task} validation of each run's best.pt on the val split."]
+    if task.area_buckets:
+        prefix = task.bucket_prefix
+        lines.append(
+            f"""\
+- {prefix}mAP50-95 S / M / L: COCO area buckets (box area below 32x32, up to 96x96, above, in original-image
+  pixels), computed by ultralytics-biformer inside the same validation pass (conf 0.001, IoU 0.7); a prediction counts
+  in the bucket of the label whose box it matches at IoU >= 0.5, or else of its own box's area. n/a: no label of that
+  size in val."""
+        )
+    return "\n".join([*lines, _COST_NOTES])
+
+
+_COST_NOTES = """\
 - PyTorch / ONNX ms: median CPU latency per image at batch 1 and imgsz x imgsz, same thread count for both: the
-  fused PyTorch model, and the ONNX export in ONNX Runtime (CPU provider); model outputs before NMS.
+  fused PyTorch model, and the ONNX export in ONNX Runtime (CPU provider); raw model outputs, before any NMS.
 - train s/epoch: mean wall time of an epoch's training pass, validation excluded.
 - peak RSS MiB: peak resident memory of the training process (ru_maxrss; includes the Python, PyTorch and
   Ultralytics runtime, excludes dataloader worker processes).
@@ -74,7 +96,7 @@ def collect(plan: Plan) -> list[dict[str, Any]]:
         runs = [r for r in (_load(plan.train_record(model, s)) for s in plan.seeds) if r is not None]
         bench = _load(plan.bench_record(model)) or {}
         row = {"model": model.spec, "label": model.label, "runs": runs, "bench": bench}
-        for key, _, _ in RUN_METRICS:
+        for key, _, _ in run_metrics(plan.metrics):
             row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in runs])
             row[f"{key}_by_seed"] = {r["seed"]: r.get(key) for r in runs}
         rows.append(row)
@@ -91,16 +113,17 @@ def _number(value: float | None, digits: int, missing: str = "failed") -> str:
     return missing if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def markdown_table(rows: list[dict[str, Any]], task: TaskMetrics) -> tuple[str, list[str]]:
     """The results table and its footnotes (failed cells)."""
+    accuracy = [(m.key, m.title, m.digits) for m in task.accuracy]
     header = [
         "Model",
         "Params (M)",
         "GFLOPs",
-        *(title for _, title, _ in RUN_METRICS[:7]),
+        *(title for _, title, _ in accuracy),
         "PyTorch ms",
         "ONNX ms",
-        *(title for _, title, _ in RUN_METRICS[7:]),
+        *(title for _, title, _ in COST_METRICS),
     ]
     pretrained = any("transferred" in run for row in rows for run in row["runs"])
     if pretrained:
@@ -110,7 +133,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     for row in rows:
         bench, trained = row["bench"], bool(row["runs"])
         missing = "n/a" if trained else "failed"
-        metric = {key: _cell(row[f"{key}_mean"], row[f"{key}_std"], digits, missing) for key, _, digits in RUN_METRICS}
+        metric = {
+            key: _cell(row[f"{key}_mean"], row[f"{key}_std"], digits, missing)
+            for key, _, digits in accuracy + COST_METRICS
+        }
         onnx = _number(bench.get("onnx_ms"), 1)
         if bench.get("onnx_error"):
             notes.append(f"ONNX for {row['model']} failed: {bench['onnx_error']}")
@@ -119,10 +145,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
             f"`{row['model']}`",
             _number(bench["params"] / 1e6 if bench else None, 2),
             _number(bench.get("gflops"), 2),
-            *(metric[key] for key, _, _ in RUN_METRICS[:7]),
+            *(metric[key] for key, _, _ in accuracy),
             _number(bench.get("torch_ms"), 1),
             onnx,
-            *(metric[key] for key, _, _ in RUN_METRICS[7:]),
+            *(metric[key] for key, _, _ in COST_METRICS),
         ]
         if pretrained:
             cells.insert(1, _transferred(row["runs"]))
@@ -136,13 +162,13 @@ def _transferred(runs: list[dict]) -> str:
     return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
 
 
-def paired_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def paired_rows(rows: list[dict[str, Any]], task: TaskMetrics) -> list[dict[str, Any]]:
     """Each non-baseline model's paired difference from the baseline (the first row), for every accuracy metric."""
     baseline, out = rows[0], []
     for row in rows[1:]:
-        for key, title, digits in ACCURACY_METRICS:
-            diff = paired_difference(baseline[f"{key}_by_seed"], row[f"{key}_by_seed"])
-            out.append({"model": row["model"], "metric": key, "title": title, "digits": digits, "diff": diff})
+        for m in task.accuracy:
+            diff = paired_difference(baseline[f"{m.key}_by_seed"], row[f"{m.key}_by_seed"])
+            out.append({"model": row["model"], "metric": m.key, "title": m.title, "digits": m.digits, "diff": diff})
     return out
 
 
@@ -150,11 +176,11 @@ def _signed(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:+.{digits}f}"
 
 
-def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[str]:
+def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], task: TaskMetrics) -> list[str]:
     """The paired-difference table and one verdict line per model, as Markdown lines."""
     if len(rows) < 2:
         return []
-    titles = [title for _, title, _ in ACCURACY_METRICS]
+    titles = [m.title for m in task.accuracy]
     lines = [
         f"Paired differences against `{rows[0]['model']}` (same seed, same data order): mean [95% interval]",
         "",
@@ -165,31 +191,34 @@ def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> 
     for row in rows[1:]:
         mine = {p["metric"]: p for p in pairs if p["model"] == row["model"]}
         cells = []
-        for key, _, digits in ACCURACY_METRICS:
-            d = mine[key]["diff"]
+        for m in task.accuracy:
+            d, digits = mine[m.key]["diff"], m.digits
             interval = "" if d.ci_low is None else f" [{_signed(d.ci_low, digits)}, {_signed(d.ci_high, digits)}]"
             cells.append(_signed(d.mean, digits) + interval)
-        n = len(mine["map"]["diff"].seeds)
+        n = len(mine[task.primary]["diff"].seeds)
         lines.append(f"| `{row['model']}` | {n} | " + " | ".join(cells) + " |")
         said = []
-        for key, name in VERDICT_METRICS.items():
+        for key, name in verdict_metrics(task).items():
             d = mine[key]["diff"]
             said.append(f"{name}: **{d.verdict}**" + ("" if d.mean is None else f" ({_signed(d.mean, 4)})"))
         verdicts.append(f"- `{row['model']}` vs `{rows[0]['model']}`: " + "; ".join(said))
     return [*lines, "", *verdicts]
 
 
-def _write_csvs(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], run_dir: Path) -> tuple[Path, Path, Path]:
+def _write_csvs(
+    rows: list[dict[str, Any]], pairs: list[dict[str, Any]], run_dir: Path, task: TaskMetrics
+) -> tuple[Path, Path, Path]:
     summary, per_run = run_dir / "compare.csv", run_dir / "runs.csv"
     bench_keys = ["params", "gflops", "torch_ms", "onnx_ms", "onnx_error", "threads", "imgsz"]
-    columns = ["model", "label", "runs", *bench_keys, *(f"{k}_{s}" for k, _, _ in RUN_METRICS for s in ("mean", "std"))]
+    metrics = run_metrics(task)
+    columns = ["model", "label", "runs", *bench_keys, *(f"{k}_{s}" for k, _, _ in metrics for s in ("mean", "std"))]
     with open(summary, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "runs": len(row["runs"]), **{k: row["bench"].get(k) for k in bench_keys}})
     with open(per_run, "w", newline="") as f:
-        writer = csv.DictWriter(f, RUN_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, run_columns(task), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             for run in row["runs"]:
@@ -225,19 +254,20 @@ def _curve_band(runs: list[dict], key: str) -> tuple[list[float], list[float], l
 
 
 def _loss_curves(runs: list[dict]) -> list[dict]:
-    """Runs with a summed ``train/loss`` curve (box + cls + dfl) added."""
-    parts = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
+    """Runs with ``train/total``, the sum of their training loss curves (box + cls + dfl for detect; each task has
+    its own parts, and classification one loss), added."""
     out = []
     for run in runs:
         curves = dict(run.get("curves", {}))
-        if all(curves.get(p) for p in parts):
-            curves["train/loss"] = [sum(v) for v in zip(*(curves[p] for p in parts))]
+        parts = [values for key, values in curves.items() if key.startswith("train/") and values]
+        if parts:
+            curves["train/total"] = [sum(v) for v in zip(*parts)]
         out.append({**run, "curves": curves})
     return out
 
 
-def write_figure(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    """Accuracy against latency, and the training curves, one colour per model."""
+def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskMetrics) -> Path:
+    """The task's primary metric against latency, and the training curves, one colour per model."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -245,9 +275,10 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     fig = Figure(figsize=(16, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax_lat, ax_map, ax_loss = fig.subplots(1, 3)
+    primary = task.metric(task.primary)
     colours = [f"C{i % 10}" for i in range(len(rows))]
     for row, colour in zip(rows, colours):
-        bench, y, yerr = row["bench"], row["map_mean"], row["map_std"]
+        bench, y, yerr = row["bench"], row[f"{task.primary}_mean"], row[f"{task.primary}_std"]
         if y is not None:
             for key, marker, face in (("torch_ms", "o", colour), ("onnx_ms", "s", "none")):
                 if bench.get(key) is not None:
@@ -258,22 +289,24 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
             if xs:
                 ax_lat.annotate(row["label"], (xs[0], y), textcoords="offset points", xytext=(6, 6), fontsize=8)
         for ax, key, runs in (
-            (ax_map, "metrics/mAP50-95(B)", row["runs"]),
-            (ax_loss, "train/loss", _loss_curves(row["runs"])),
+            (ax_map, primary.column, row["runs"]),
+            (ax_loss, "train/total", _loss_curves(row["runs"])),
         ):
             epochs, mean, low, high = _curve_band(runs, key)
             if epochs:
                 ax.plot(epochs, mean, "-o", ms=3, color=colour, label=row["label"])
                 if len(runs) > 1:
                     ax.fill_between(epochs, low, high, color=colour, alpha=0.2)
-    ax_lat.set(xlabel="CPU latency per image, ms (batch 1)", ylabel="mAP50-95 (val)", title="Accuracy vs latency")
+    ax_lat.set(
+        xlabel="CPU latency per image, ms (batch 1)", ylabel=f"{primary.title} (val)", title="Accuracy vs latency"
+    )
     markers = [
         Line2D([], [], marker="o", ls="", color="grey", label="PyTorch (fused)"),
         Line2D([], [], marker="s", ls="", color="grey", mfc="none", label="ONNX Runtime"),
     ]
     ax_lat.legend(handles=markers, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
-    ax_map.set(xlabel="epoch", ylabel="mAP50-95 (val)", title="Validation mAP50-95 per epoch")
-    ax_loss.set(xlabel="epoch", ylabel="box + cls + dfl loss", title="Training loss per epoch")
+    ax_map.set(xlabel="epoch", ylabel=f"{primary.title} (val)", title=f"Validation {primary.title} per epoch")
+    ax_loss.set(xlabel="epoch", ylabel="sum of training losses", title="Training loss per epoch")
     ax_lat.margins(x=0.25, y=0.15)  # room for the labels
     for ax in (ax_lat, ax_map, ax_loss):
         ax.grid(alpha=0.3)
@@ -289,7 +322,7 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
     s = plan.settings
     return [
-        f"- data: `{s['data']}`",
+        f"- task: {plan.task}; data: `{s['data']}`",
         (
             f"- preset {s['preset']}: epochs={s['epochs']} imgsz={s['imgsz']} batch={s['batch']} "
             f"workers={s['workers']} optimizer={s['optimizer']} "
@@ -309,19 +342,20 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
         (list[Path]): The written files.
         (str): The Markdown results table.
     """
+    task = plan.metrics
     rows = collect(plan)
-    table, notes = markdown_table(rows)
+    table, footnotes = markdown_table(rows, task)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    pairs = paired_rows(rows)
-    summary_csv, runs_csv, paired_csv = _write_csvs(rows, pairs, plan.run_dir)
-    paired = paired_markdown(rows, pairs)
+    pairs = paired_rows(rows, task)
+    summary_csv, runs_csv, paired_csv = _write_csvs(rows, pairs, plan.run_dir, task)
+    paired = paired_markdown(rows, pairs, task)
     s = plan.settings
-    title = (
-        f"{Path(s['data']).parent.name}: imgsz {s['imgsz']}, {s['epochs']} epochs, {len(s['seeds'])} seed(s) per model"
-    )
-    figure = write_figure(rows, plan.run_dir / "compare.png", title)
+    data = Path(s["data"])
+    dataset = data.name if data.is_dir() else data.parent.name  # classification data is a folder, not a YAML in one
+    title = f"{dataset}: imgsz {s['imgsz']}, {s['epochs']} epochs, {len(s['seeds'])} seed(s) per model"
+    figure = write_figure(rows, plan.run_dir / "compare.png", title, task)
     failures = [f"- {k}: {v}" for k, v in plan.failures.items()]
-    footnotes = [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
+    footnotes = [f"[{i}] {note}" for i, note in enumerate(footnotes, 1)]
     markdown = "\n".join(
         [
             "# ultralytics-biformer compare",
@@ -334,7 +368,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
             *(paired + [""] if paired else []),
             *(["Failed steps:", *failures, ""] if failures else []),
             "Columns:",
-            NOTES,
+            notes(task),
             "",
         ]
     )

@@ -4,11 +4,13 @@
 fresh process gives every model the same clean start, lets a job's peak memory be measured on its own, and means an
 interrupted comparison loses at most the job in progress.
 
-- ``train``: trains one model with one seed through Ultralytics, then validates its best weights once with a validator
-  that also scores COCO area buckets (see :mod:`ultralytics_biformer.evaluation`), and records those metrics,
-  per-epoch curves, training time per epoch and peak memory.
+- ``train``: trains one model with one seed through Ultralytics (the stock trainer of the model's task), then validates
+  its best weights once with the task's validator, which for tasks with boxes also scores COCO area buckets, and
+  records the task's metrics (see :data:`ultralytics_biformer.evaluation.TASK_METRICS`), per-epoch curves, training
+  time per epoch and peak memory.
 - ``bench``: measures one trained model: parameters, GFLOPs, and CPU latency at batch 1 in PyTorch (fused) and, after
-  ONNX export, in ONNX Runtime, with the same thread count for both. A failed export is recorded, not raised.
+  ONNX export, in ONNX Runtime, with the same thread count for both (timed by :mod:`ultralytics_biformer.latency`).
+  A failed export is recorded, not raised.
 """
 
 from __future__ import annotations
@@ -52,24 +54,28 @@ class _EpochTimer:
         self.durations.append(time.perf_counter() - self._start)
 
 
-def _curves(results_csv: Path) -> dict[str, list[float]]:
-    """Per-epoch columns of an Ultralytics ``results.csv`` (keys stripped of padding)."""
+def _curves(results_csv: Path, metric_columns: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per-epoch columns of an Ultralytics ``results.csv``: the epoch, every training loss (their names differ by
+    task), and ``metric_columns``, in the file's order."""
     import csv
 
     with open(results_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    keys = ["epoch", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
+        rows = [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
+    keys = [k for k in (rows[0] if rows else {}) if k == "epoch" or k.startswith("train/") or k in metric_columns]
     return {key: [float(row[key]) for row in rows if row.get(key, "").strip()] for key in keys}
 
 
 def _validate(weights: Path, args: dict, device: str) -> dict:
-    """Validate ``weights`` on the val split; overall and area-bucket metrics come from this one pass."""
+    """Validate ``weights`` on the val split; the task's metrics and any area-bucket ones come from this one pass."""
     from ultralytics import YOLO
 
-    from ..evaluation import with_area_buckets
+    from ..evaluation import TASK_METRICS, with_area_buckets
 
     model = YOLO(weights)
-    validator = with_area_buckets(model.task_map[model.task]["validator"])
+    task = TASK_METRICS[model.task]
+    validator = model.task_map[model.task]["validator"]
+    if task.area_buckets:
+        validator = with_area_buckets(validator)
     metrics = model.val(
         validator=validator,
         data=args["data"],
@@ -82,9 +88,7 @@ def _validate(weights: Path, args: dict, device: str) -> dict:
         name="val",
         exist_ok=True,
     )
-    record = _box_metrics(metrics.results_dict)
-    record.update({f"map_{name}": value for name, value in metrics.area_map.items()})
-    return record
+    return task.record(metrics.results_dict, getattr(metrics, "area_map", None))
 
 
 def _transfer_counts(checkpoint: str, model) -> dict:
@@ -103,6 +107,8 @@ def train(job: dict) -> dict:
     """Train one model with one seed; return its record (see the module docstring)."""
     import torch
     from ultralytics import YOLO
+
+    from ..evaluation import TASK_METRICS
 
     args = job["train_args"]
     model, timer = YOLO(job["model"]), _EpochTimer()
@@ -131,38 +137,8 @@ def train(job: dict) -> dict:
     if args.get("pretrained"):
         record.update(_transfer_counts(args["pretrained"], trainer.model))
     record.update(_validate(Path(record["weights"]), args, str(trainer.device)))
-    record["curves"] = _curves(trainer.save_dir / "results.csv")
+    record["curves"] = _curves(trainer.save_dir / "results.csv", TASK_METRICS[model.task].curve_columns)
     return record
-
-
-def _box_metrics(results: dict[str, float]) -> dict[str, float]:
-    """Precision, recall, mAP50 and mAP50-95 from Ultralytics' final validation ``results_dict``."""
-    names = {"precision": "precision", "recall": "recall", "map50": "mAP50", "map": "mAP50-95"}
-    return {name: round(float(results[f"metrics/{key}(B)"]), 6) for name, key in names.items()}
-
-
-def _median_ms(run, warmup: int, iters: int) -> float:
-    """Median wall time of ``run()`` in milliseconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return round(1000 * times[len(times) // 2], 3)
-
-
-def _torch_latency(model, imgsz: int, warmup: int, iters: int) -> float:
-    import copy
-
-    import torch
-
-    net = copy.deepcopy(model).float().cpu().fuse(verbose=False).eval()
-    x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        return _median_ms(lambda: net(x), warmup, iters)
 
 
 def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: int) -> float:
@@ -170,13 +146,15 @@ def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: in
     import onnxruntime as ort
     from ultralytics import YOLO
 
+    from ..latency import median_ms
+
     path = YOLO(weights).export(format="onnx", imgsz=imgsz, device="cpu", batch=1, dynamic=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    return _median_ms(lambda: session.run(None, {name: x}), warmup, iters)
+    return median_ms({"onnx": lambda: session.run(None, {name: x})}, warmup, iters)["onnx"]
 
 
 def _one_line(error: BaseException, limit: int = 300) -> str:
@@ -191,6 +169,8 @@ def bench(job: dict) -> dict:
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
+    from ..latency import torch_latency_ms
+
     args = job["bench_args"]
     imgsz, warmup, iters = args["imgsz"], args["warmup"], args["iters"]
     threads = args["threads"]
@@ -204,7 +184,7 @@ def bench(job: dict) -> dict:
         "threads": threads,
         "params": sum(p.numel() for p in model.parameters()),
         "gflops": round(get_flops(model, imgsz), 3),
-        "torch_ms": _torch_latency(model, imgsz, warmup, iters),
+        "torch_ms": torch_latency_ms({"torch": model}, imgsz, warmup, iters)["torch"],
         "onnx_ms": None,
         "onnx_error": None,
     }

@@ -1,0 +1,58 @@
+"""CPU inference timing shared by ``compare``'s benchmark worker and ``scripts/benchmark_latency.py``.
+
+Models are timed in interleaved rounds: each round calls every model once, so a slow spell of a busy machine hits
+all of them alike. Each is reported as the median of its rounds (for an even count, the upper of the two middle
+values, so that the figure is always one measured time).
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Callable
+
+__all__ = ["median_ms", "torch_latency_ms"]
+
+
+def median_ms(runs: dict[str, Callable[[], object]], warmup: int, rounds: int) -> dict[str, float]:
+    """Median wall time of each ``run()``, in milliseconds, over interleaved rounds.
+
+    Args:
+        runs (dict[str, Callable]): Name -> a call to time.
+        warmup (int): Untimed calls of each run before timing.
+        rounds (int): Timed rounds; each calls every run once, in the order given.
+
+    Returns:
+        (dict[str, float]): Name -> median milliseconds, rounded to the microsecond.
+    """
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = perf_counter()
+            run()
+            times[name].append(perf_counter() - start)
+    return {name: round(1000 * sorted(t)[len(t) // 2], 3) for name, t in times.items()}
+
+
+def torch_latency_ms(models: dict[str, object], imgsz: int, warmup: int, rounds: int) -> dict[str, float]:
+    """Median CPU latency of Ultralytics models at batch 1, fused and in eval mode, as Ultralytics runs inference.
+
+    Args:
+        models (dict[str, torch.nn.Module]): Name -> an Ultralytics model (left unchanged: a fused copy is timed).
+        imgsz (int): Input height and width.
+        warmup (int): Untimed calls of each model first.
+        rounds (int): Timed interleaved rounds.
+
+    Returns:
+        (dict[str, float]): Name -> median milliseconds.
+    """
+    import copy
+
+    import torch
+
+    nets = {name: copy.deepcopy(m).float().cpu().fuse(verbose=False).eval() for name, m in models.items()}
+    x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return median_ms({name: (lambda net=net: net(x)) for name, net in nets.items()}, warmup, rounds)
