@@ -202,6 +202,29 @@ def test_compare_uses_no_network(compared, network_guard):
 
 
 @pytest.mark.slow
+def test_train_false_reports_finished_runs_and_trains_nothing(compared, tmp_path, monkeypatch, capsys):
+    """An interrupted or unfinished comparison can be reported: runs without records show '-', nothing starts."""
+    run_dir, args, _ = compared
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    extra = "yolo11n-biformer-backbone.yaml"  # no records of it in the run folder
+    moved = [a for a in args if not a.startswith(("project=", "name=", "models="))]
+    assert main([*moved, f"models={','.join([*MODELS, extra])}", f"project={tmp_path}", "name=copy", "train=False"]) == 0
+    table = (copy / "compare.md").read_text().split("Paired differences")[0]
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+    assert list(rows) == [*MODELS, extra]
+    assert "failed" not in table and "| - |" in rows[extra] and "| - |" not in rows[MODELS[0]]
+    assert "reporting the 2 finished runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_train_flag_must_be_a_boolean(value, capsys):
+    assert main(["compare", f"train={value}"]) == 2
+    assert "train=" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
     run_dir, args, _ = compared
     table_before = (run_dir / "compare.md").read_text()

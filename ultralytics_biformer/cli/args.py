@@ -112,6 +112,16 @@ def choice(*allowed: str) -> Callable[[str], str]:
     return convert
 
 
+def boolean(raw: str) -> bool:
+    """``True``/``False`` as Ultralytics' CLI spells them (any case), or 1/0, yes/no."""
+    value = raw.strip().lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise ValueError("expected True or False")
+
+
 def comma_list(raw: str) -> list[str]:
     """A comma-separated list of non-empty items, e.g. ``yolo11n.yaml,yolo11n-biformer.yaml``."""
     items = [item.strip() for item in raw.strip("[]").split(",")]

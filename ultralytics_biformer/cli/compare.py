@@ -29,7 +29,17 @@ from typing import Any
 from ..data.presets import PRESET_SPECS as DATASETS
 from ..data.synthetic import DatasetSpec
 from ..evaluation import TASK_METRICS
-from .args import ArgumentError, Option, choice, comma_list, non_negative_int, parse_options, positive_int, text
+from .args import (
+    ArgumentError,
+    Option,
+    boolean,
+    choice,
+    comma_list,
+    non_negative_int,
+    parse_options,
+    positive_int,
+    text,
+)
 from .plan import ModelEntry, Plan
 
 __all__ = ["DEFAULT_MODELS", "OPTIONS", "PRESETS", "Preset", "make_plan", "run"]
@@ -141,6 +151,12 @@ OPTIONS = [
     Option("device", text, None, "training device, as Ultralytics' device= (latency is always measured on CPU)"),
     Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
     Option("project", text, "runs/compare", "parent folder of the run folder"),
+    Option(
+        "train",
+        boolean,
+        True,
+        "False: train and benchmark nothing, write the report from the records already in the run folder",
+    ),
     Option(
         "name", text, None, "run folder name (default: the preset, and -<task> but for detect); re-running resumes"
     ),
@@ -642,8 +658,11 @@ def run(tokens: list[str]) -> int:
         + "".join(f" {k}={v}" for k, v in plan.settings["extra"].items())
     )
     try:
-        _train_all(plan)
-        _bench_all(plan)
+        if values["train"]:
+            _train_all(plan)
+            _bench_all(plan)
+        else:
+            _say(f"train=False: reporting the {done} finished runs and the benchmarks recorded so far")
     except KeyboardInterrupt:
         _say(f"interrupted. Finished runs are kept in {plan.run_dir}; run the same command again to resume.")
         return 130

@@ -109,11 +109,13 @@ def _cell(mean: float | None, std: float | None, digits: int, missing: str) -> s
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _number(value: float | None, digits: int, missing: str = "failed") -> str:
+def _number(value: float | None, digits: int, missing: str) -> str:
     return missing if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: list[dict[str, Any]], task: TaskMetrics) -> tuple[str, list[str]]:
+def markdown_table(
+    rows: list[dict[str, Any]], task: TaskMetrics, failures: dict[str, str] | None = None
+) -> tuple[str, list[str]]:
     """The results table and its footnotes (failed cells)."""
     accuracy = [(m.key, m.title, m.digits) for m in task.accuracy]
     header = [
@@ -130,23 +132,26 @@ def markdown_table(rows: list[dict[str, Any]], task: TaskMetrics) -> tuple[str, 
         header.insert(1, "From checkpoint")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     notes = []
+    failed = {key.rsplit("-", 1)[0] for key in failures or {}}  # labels with a failed run or benchmark
     for row in rows:
         bench, trained = row["bench"], bool(row["runs"])
-        missing = "n/a" if trained else "failed"
+        # n/a: not applicable to a finished run; failed: this invocation's step failed; -: not run (yet).
+        absent = "failed" if row["label"] in failed else "-"
+        missing = "n/a" if trained else absent
         metric = {
             key: _cell(row[f"{key}_mean"], row[f"{key}_std"], digits, missing)
             for key, _, digits in accuracy + COST_METRICS
         }
-        onnx = _number(bench.get("onnx_ms"), 1)
+        onnx = _number(bench.get("onnx_ms"), 1, absent)
         if bench.get("onnx_error"):
             notes.append(f"ONNX for {row['model']} failed: {bench['onnx_error']}")
             onnx = f"failed [{len(notes)}]"
         cells = [
             f"`{row['model']}`",
-            _number(bench["params"] / 1e6 if bench else None, 2),
-            _number(bench.get("gflops"), 2),
+            _number(bench["params"] / 1e6 if bench else None, 2, absent),
+            _number(bench.get("gflops"), 2, absent),
             *(metric[key] for key, _, _ in accuracy),
-            _number(bench.get("torch_ms"), 1),
+            _number(bench.get("torch_ms"), 1, absent),
             onnx,
             *(metric[key] for key, _, _ in COST_METRICS),
         ]
@@ -344,7 +349,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     """
     task = plan.metrics
     rows = collect(plan)
-    table, footnotes = markdown_table(rows, task)
+    table, footnotes = markdown_table(rows, task, plan.failures)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     pairs = paired_rows(rows, task)
     summary_csv, runs_csv, paired_csv = _write_csvs(rows, pairs, plan.run_dir, task)
