@@ -20,9 +20,6 @@ from torch.nn.parallel import DistributedDataParallel
 from conftest import detection_batch, wake_branches
 from ultralytics_biformer import BRA, C2PSA_BRA, C3k2_BRA
 
-# Every test here builds whole detectors, and the DDP ones train them in spawned processes.
-pytestmark = pytest.mark.slow
-
 CONFIGS = ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml")
 STEPS = 3
 WORLD = 2
@@ -68,6 +65,7 @@ def _worker(rank: int, init_file: str, out_dir: str, cfg: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_ddp_two_gloo_processes(tmp_path, cfg):
     """Every parameter of a biformer detector gets a gradient on every step under DDP, and the replicas stay equal."""
@@ -130,6 +128,7 @@ def _sync_bn_worker(rank: int, init_file: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.device_count() < WORLD, reason=f"needs {WORLD} CUDA devices")
 def test_sync_batchnorm_ddp_training_on_cuda(tmp_path):
     mp.spawn(_sync_bn_worker, args=(str(tmp_path / "init"),), nprocs=WORLD, join=True)
