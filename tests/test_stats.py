@@ -47,4 +47,4 @@ def test_one_seed_gives_no_verdict_and_none_gives_nothing():
     assert one.mean == pytest.approx(0.1) and one.std is None and one.ci_low is None
     assert one.verdict == "no verdict possible with one seed"
     none = paired_difference({0: 0.3}, {1: 0.4})
-    assert none.mean is None and none.seeds == ()
+    assert none.mean is None and none.seeds == () and none.verdict == "no paired runs yet"

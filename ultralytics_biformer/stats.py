@@ -16,6 +16,7 @@ __all__ = ["PairedDifference", "paired_difference"]
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
 NO_VERDICT = "no verdict possible with one seed"
+NO_RUNS = "no paired runs yet"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class PairedDifference:
     @property
     def verdict(self) -> str:
         """The verdict: better, worse, or no detectable difference, by whether the interval excludes zero."""
+        if self.mean is None:
+            return NO_RUNS
         if self.ci_low is None:
             return NO_VERDICT
         if self.ci_low > 0:
