@@ -20,6 +20,25 @@ import torch
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
+# Written as sitecustomize.py on PYTHONPATH by the network tests: every process they start records, then refuses, any
+# attempt to use the network.
+NETWORK_GUARD = """
+import os, socket, traceback
+
+def _refuse(what):
+    def refuse(*args, **kwargs):
+        with open(os.environ["NETWORK_GUARD_LOG"], "a") as f:
+            f.write(f"{what} {args[:2]!r}\\n{''.join(traceback.format_stack(limit=12))}\\n")
+        raise OSError(f"network use refused by the test guard: {what}")
+    return refuse
+
+socket.getaddrinfo = _refuse("getaddrinfo")
+socket.create_connection = _refuse("create_connection")
+socket.socket.connect = _refuse("connect")
+socket.socket.connect_ex = _refuse("connect_ex")
+"""
+
+
 def write_tiny_dataset(
     root: Path,
     n_train: int = 8,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NETWORK_GUARD
 
 from ultralytics_biformer.cli import compare, main
 from ultralytics_biformer.data import synthetic
@@ -22,22 +23,6 @@ from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, ren
 
 MODELS = ["yolo11n.yaml", "yolo11n-biformer.yaml"]
 
-# Loaded by every worker process through PYTHONPATH: records, then refuses, any attempt to use the network.
-NETWORK_GUARD = """
-import os, socket, traceback
-
-def _refuse(what):
-    def refuse(*args, **kwargs):
-        with open(os.environ["NETWORK_GUARD_LOG"], "a") as f:
-            f.write(f"{what} {args[:2]!r}\\n{''.join(traceback.format_stack(limit=12))}\\n")
-        raise OSError(f"network use refused by the test guard: {what}")
-    return refuse
-
-socket.getaddrinfo = _refuse("getaddrinfo")
-socket.create_connection = _refuse("create_connection")
-socket.socket.connect = _refuse("connect")
-socket.socket.connect_ex = _refuse("connect_ex")
-"""
 
 
 @pytest.fixture(scope="module")

@@ -13,25 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import NETWORK_GUARD
 
 from ultralytics_biformer.data.synthetic import CACHE_ENV
-
-# Loaded through PYTHONPATH by the commands run below: records, then refuses, any attempt to use the network.
-SITECUSTOMIZE = """
-import os, socket, traceback
-
-def _refuse(what):
-    def refuse(*args, **kwargs):
-        with open(os.environ["NETWORK_GUARD_LOG"], "a") as f:
-            f.write(f"{what} {args[:2]!r}\\n{''.join(traceback.format_stack(limit=12))}\\n")
-        raise OSError(f"network use refused by the test guard: {what}")
-    return refuse
-
-socket.getaddrinfo = _refuse("getaddrinfo")
-socket.create_connection = _refuse("create_connection")
-socket.socket.connect = _refuse("connect")
-socket.socket.connect_ex = _refuse("connect_ex")
-"""
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -50,7 +34,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_commands_use_no_network_without_yolo_offline(tmp_path):
     guard = tmp_path / "guard"
     guard.mkdir()
-    (guard / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (guard / "sitecustomize.py").write_text(NETWORK_GUARD)
     log = tmp_path / "attempts.log"
     image = tmp_path / "scene.png"
     cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8))
