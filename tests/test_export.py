@@ -1,11 +1,11 @@
 """Export: ONNX (static, dynamic, simplified, fp16), TorchScript and OpenVINO, checked against PyTorch on real images.
 
 Every Ultralytics export here (ONNX with ``dynamo=False``, TorchScript, OpenVINO) records the model with
-``torch.jit.trace``, and the routing operator then takes its export path, which computes the region grid from traced
-sizes (``functional._traced_routing_attention``). The first tests pin that path to the eager one in PyTorch; the rest
-export a checkpoint with ``yolo export`` semantics and compare the exported model with PyTorch, both through the plain
-runtime (raw outputs) and through ``YOLO(<exported>).predict`` (detections), on the two images that ship with
-Ultralytics: at the export size and, for dynamic exports, at non-square sizes whose feature maps need padding.
+``torch.jit.trace``, and the routing operator then computes the region grid from traced sizes. The first tests pin
+graphs traced at one size to the eager operator at other sizes in PyTorch; the rest export a checkpoint with ``yolo
+export`` semantics and compare the exported model with PyTorch, both through the plain runtime (raw outputs) and
+through ``YOLO(<exported>).predict`` (detections), on the two images that ship with Ultralytics: at the export size
+and, for dynamic exports, at non-square sizes whose feature maps need padding.
 
 Raw outputs are compared against a noise floor measured on the same input: the largest change float32 rounding
 causes in the PyTorch model itself (float32 vs float64 PyTorch). An export that computes the same function lands
@@ -215,13 +215,21 @@ SIZES = [(1, 1), (1, 6), (5, 1), (3, 4), (8, 8), (9, 7), (13, 20), (20, 20), (21
 @pytest.mark.parametrize("n_win, topk", [(1, 1), (2, 2), (3, 4), (4, 3), (7, 4), (2, 4), (3, 9)])
 @pytest.mark.parametrize("fused", [False, True])
 def test_export_path_equals_eager_path(n_win, topk, fused):
-    """The traced-size path computes exactly what the eager path does, at every size, padded or not, routed or global."""
+    """The operator traced at one size computes exactly what it does eagerly at every size, padded or not, routed or
+    global, and tracing it freezes nothing."""
+
+    def operator(q, k, v):
+        return Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused)
+
     g = torch.Generator().manual_seed(n_win * 10 + topk)
+    example = tuple(torch.randn(2, 2, d, 9, 7, generator=g, dtype=torch.float64) for d in (4, 4, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        traced = torch.jit.trace(operator, example, check_trace=False)
     for h, w in SIZES:
         q, k = torch.randn(2, 2, 2, 4, h, w, generator=g, dtype=torch.float64).unbind(0)
         v = torch.randn(2, 2, 6, h, w, generator=g, dtype=torch.float64)
-        eager = Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused)
-        export = Fn._traced_routing_attention(q, k, v, n_win, topk, None, fused)
+        eager, export = operator(q, k, v), traced(q, k, v)
         torch.testing.assert_close(export, eager, rtol=1e-12, atol=1e-12, msg=f"{h}x{w} n_win={n_win} topk={topk}")
 
 

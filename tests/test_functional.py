@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -250,6 +251,24 @@ def test_route_regions(height, width, n_win, topk):
     torch.testing.assert_close(sorted_routes, reference_routes(q, k, n_win, topk))
     if topk >= regions:
         assert torch.equal(sorted_routes, torch.arange(regions).expand(2, regions, regions))
+
+
+def test_routing_traced_at_one_size_follows_every_size():
+    """Under ``torch.jit.trace`` the grid is computed from traced sizes: routing traced on a 9x7 map routes maps of other
+    sizes (other grids, padded or not) like the reference, and tracing it freezes no size."""
+    n_win, topk = 4, 3
+
+    def routing(q, k):
+        return route_regions(q, k, n_win, topk)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        traced = torch.jit.trace(routing, routed_inputs(1, 1, 8, 1, 9, 7, n_win, topk)[:2], check_trace=False)
+    for height, width in [(16, 16), (5, 13), (3, 40), (1, 1), (20, 20)]:
+        q, k, _ = routed_inputs(2, 1, 8, 1, height, width, n_win, topk)
+        routes = traced(q, k)
+        assert routes.shape == routing(q, k).shape, f"{height}x{width}"
+        torch.testing.assert_close(routes.sort(dim=-1).values, reference_routes(q, k, n_win, topk))
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (1, 9), (5, 13), (3, 40), (20, 20), (8, 8), (480, 640), (63, 17)])

@@ -15,19 +15,18 @@ Differences from the reference implementation, each for a reason:
   out so the result never depends on them.
 - Region descriptors and routing scores are computed in float32 whatever the input dtype, so fp16/bf16 inputs of
   large magnitude cannot overflow the routing.
-- While ``torch.jit.trace`` records the model (every ONNX, TorchScript and OpenVINO export of Ultralytics does) the
-  grid is computed with tensor arithmetic instead of Python ints, so that exported graphs stay exact at every input
-  size; see :func:`_traced_routing_attention`.
+- One code path serves eager calls and ``torch.jit.trace`` (every ONNX, TorchScript and OpenVINO export of
+  Ultralytics traces). While tracing, sizes are traced 0-dim tensors instead of Python ints and the region grid is
+  computed from them, so exported graphs stay exact at every input size; only the eager shortcuts that depend on a
+  size are skipped (see the comment above :func:`routing_attention_heads`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 __all__ = [
     "RegionGrid",
@@ -42,7 +41,9 @@ __all__ = [
 class RegionGrid(NamedTuple):
     """How a ``height x width`` map is tiled: ``rows x cols`` regions of ``region_h x region_w`` tokens.
 
-    The last row and column of regions may be partly padding; every region holds at least one real token.
+    The last row and column of regions may be partly padding; every region holds at least one real token. While
+    ``torch.jit.trace`` records the operator, the sizes are traced 0-dim int64 tensors, so that the grid is computed
+    from each input's size in the exported graph.
     """
 
     height: int
@@ -65,10 +66,20 @@ class RegionGrid(NamedTuple):
         return self.rows * self.region_h != self.height or self.cols * self.region_w != self.width
 
 
+def _at_most(n, cap: int):
+    """``min(n, cap)`` for a size ``n`` that is a Python int, or a traced 0-dim tensor (which ``min`` would freeze)."""
+    return n.clamp(max=cap) if isinstance(n, torch.Tensor) else min(n, cap)
+
+
+def _ceil_div(a, b):
+    """``ceil(a / b)`` for positive sizes, Python ints or traced tensors alike."""
+    return (a + b - 1) // b
+
+
 def _split_axis(length: int, n_win: int) -> tuple[int, int]:
     """Return ``(regions, region_length)`` for one axis: ``ceil(L / min(n_win, L))`` long regions, as few as cover L."""
-    region_len = math.ceil(length / min(n_win, length))
-    return math.ceil(length / region_len), region_len
+    region_len = _ceil_div(length, _at_most(length, n_win))
+    return _ceil_div(length, region_len), region_len
 
 
 def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
@@ -91,7 +102,8 @@ def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
         >>> region_grid(8, 8, 7)  # 8 = 4 regions of 2: fewer regions than asked, none of them padding only
         RegionGrid(height=8, width=8, rows=4, cols=4, region_h=2, region_w=2)
     """
-    if height < 1 or width < 1:
+    # Traced sizes are left unchecked: a comparison would freeze the example's answer into the graph.
+    if not torch.jit.is_tracing() and (height < 1 or width < 1):
         raise ValueError(f"feature map must be at least 1x1, got {height}x{width}")
     if n_win < 1:
         raise ValueError(f"n_win must be a positive integer, got {n_win}")
@@ -100,25 +112,40 @@ def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
     return RegionGrid(height, width, rows, cols, region_h, region_w)
 
 
+# The region partition below is written as reshape and permute with the grid's sizes rather than einops: einops reads
+# every dimension of its input and multiplies them out again, which under tracing records that arithmetic in the graph
+# (with einops here, a dynamic ONNX export of yolo11n-biformer had 1678 nodes after onnxslim instead of 1206). Each
+# reshape carries its einops pattern in a comment.
+
+
 def _to_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
     """``(B, heads, d, H, W)`` -> ``(B, heads, regions, region_tokens, d)``, zero-padding the map to the grid."""
-    pad_h, pad_w = grid.rows * grid.region_h - grid.height, grid.cols * grid.region_w - grid.width
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return rearrange(x, "b h d (nh sh) (nw sw) -> b h (nh nw) (sh sw) d", sh=grid.region_h, sw=grid.region_w)
+    heads, d = x.shape[1], x.shape[2]  # read before the pad, so a traced graph shares the reads with the caller's
+    if torch.jit.is_tracing() or grid.padded:  # a traced graph pads at every size (by 0 where the grid fits)
+        x = F.pad(x, (0, grid.cols * grid.region_w - grid.width, 0, grid.rows * grid.region_h - grid.height))
+    # b h d (nh sh) (nw sw) -> b h (nh nw) (sh sw) d
+    x = x.reshape(-1, heads, d, grid.rows, grid.region_h, grid.cols, grid.region_w).permute(0, 1, 3, 5, 4, 6, 2)
+    return x.reshape(-1, heads, grid.num_regions, grid.region_tokens, d)
 
 
 def _from_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
     """Inverse of :func:`_to_regions`: ``(B, heads, regions, tokens, d)`` -> ``(B, heads*d, H, W)``."""
-    x = rearrange(x, "b h (nh nw) (sh sw) d -> b (h d) (nh sh) (nw sw)", nh=grid.rows, sh=grid.region_h)
-    return x[..., : grid.height, : grid.width]
+    heads, d = x.shape[1], x.shape[-1]
+    # b h (nh nw) (sh sw) d -> b (h d) (nh sh) (nw sw)
+    x = x.reshape(-1, heads, grid.rows, grid.cols, grid.region_h, grid.region_w, d).permute(0, 1, 6, 2, 4, 3, 5)
+    x = x.reshape(-1, heads * d, grid.rows * grid.region_h, grid.cols * grid.region_w)
+    # The reshape is a no-op (a view of the crop); it states the output's shape as the input's (B, C, H, W), where the
+    # crop alone leaves it as min(H, rows * region_h) in a traced graph: shape inference (onnxslim) cannot prove those
+    # equal and would carry the expression, and the cost of reasoning about it, through every later layer.
+    return x[..., : grid.height, : grid.width].reshape(-1, heads * d, grid.height, grid.width)
 
 
 def _real_token_mask(grid: RegionGrid, device: torch.device) -> torch.Tensor:
     """Boolean ``(regions, region_tokens)`` mask, True where a region slot holds a real (unpadded) token."""
     ys = torch.arange(grid.rows * grid.region_h, device=device) < grid.height
     xs = torch.arange(grid.cols * grid.region_w, device=device) < grid.width
-    return rearrange(ys[:, None] & xs[None, :], "(nh sh) (nw sw) -> (nh nw) (sh sw)", sh=grid.region_h, sw=grid.region_w)
+    real = (ys[:, None] & xs[None, :]).reshape(grid.rows, grid.region_h, grid.cols, grid.region_w)
+    return real.transpose(1, 2).reshape(grid.num_regions, grid.region_tokens)  # (nh sh) (nw sw) -> (nh nw) (sh sw)
 
 
 def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> torch.Tensor:
@@ -137,18 +164,24 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
         (torch.Tensor): ``(B, regions, min(topk, regions))`` int64 key-region indices, best first.
     """
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
-    return _route(_to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid), grid, topk)
+    real = _real_token_mask(grid, q.device)
+    return _route(_to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid), grid, real, topk)
 
 
-def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, topk: int) -> torch.Tensor:
-    """Routing on region-partitioned ``(B, heads, regions, tokens, d)`` tensors; see :func:`route_regions`."""
+def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int) -> torch.Tensor:
+    """Routing on region-partitioned ``(B, heads, regions, tokens, d)`` tensors, ``real`` being the grid's
+    :func:`_real_token_mask`; see :func:`route_regions`."""
     with torch.no_grad():
         # Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean over real tokens.
-        counts = _real_token_mask(grid, q.device).sum(-1, keepdim=True).float()  # (R, 1)
-        q_region = rearrange(q.sum(3, dtype=torch.float32), "b h r d -> b r (h d)") / counts
-        k_region = rearrange(k.sum(3, dtype=torch.float32), "b h r d -> b r (h d)") / counts
+        counts = real.sum(-1, keepdim=True).float()  # (R, 1)
+        # b h r d -> b r (h d): one descriptor per region over all heads' channels
+        q_region, k_region = (
+            t.sum(3, dtype=torch.float32).transpose(1, 2).reshape(t.shape[0], grid.num_regions, -1) / counts
+            for t in (q, k)
+        )
         affinity = q_region @ k_region.transpose(-1, -2)  # (B, R, R)
-        return affinity.topk(min(topk, grid.num_regions), dim=-1, sorted=False).indices
+        # Eager runs skip the sort; an exported TopK stays sorted, as ONNX leaves an unsorted one's order to runtimes.
+        return affinity.topk(_at_most(grid.num_regions, topk), dim=-1, sorted=torch.jit.is_tracing()).indices
 
 
 # While all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats the fused CPU
@@ -183,6 +216,8 @@ def _attend(q, k, v, mask, scale, fused):
     if mask is not None:
         mask = mask.expand(*lead, *mask.shape[-2:]).reshape(-1, 1, *mask.shape[-2:])
     q, k, v = (t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v))
+    if isinstance(scale, torch.Tensor):  # the default scale of a traced call, which SDPA's float argument would freeze
+        q, scale = q * scale, 1.0
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return out.view(*lead, *out.shape[-2:])
 
@@ -192,18 +227,24 @@ def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
     Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, twice as fast as 3-D.
     """
-    rows = t.reshape(len(t), -1).index_select(0, index.reshape(-1))
-    return rows.view(len(index), -1, t.shape[-1])
+    rows = t.flatten(1).index_select(0, index.flatten())
+    return rows.view(index.shape[0], -1, t.shape[-1])
 
 
 def _fused_widths(q, k, v):
     """Zero-pad q and k, or v, to one head width, as fused kernels require; q.k and the first dv outputs are unchanged."""
     dk, dv = q.shape[-1], v.shape[-1]
-    if dk < dv:
-        q, k = F.pad(q, (0, dv - dk)), F.pad(k, (0, dv - dk))
-    elif dv < dk:
-        v = F.pad(v, (0, dk - dv))
-    return q, k, v
+    return _widen(q, dv - dk), _widen(k, dv - dk), _widen(v, dk - dv)
+
+
+def _widen(t: torch.Tensor, n) -> torch.Tensor:
+    """Zero-pad the last dim of ``t`` by ``n`` where ``n`` is positive.
+
+    While tracing, ``n`` is a traced size, which a Python ``if`` would freeze: the graph pads by ``max(n, 0)``.
+    """
+    if isinstance(n, torch.Tensor):
+        return F.pad(t, (0, n.clamp(min=0)))
+    return F.pad(t, (0, n)) if n > 0 else t
 
 
 def bilevel_routing_attention(
@@ -247,6 +288,18 @@ def bilevel_routing_attention(
     return routing_attention_heads(q, k, v, n_win, topk, scale, fused)
 
 
+# Export. Ultralytics exports ONNX (``dynamo=False``), TorchScript and OpenVINO by tracing. A tracer records tensor
+# operations only: a Python int computed from a size is frozen at the example input's size, so a ``dynamic=True``
+# export would tile every other input like the example and be silently wrong. While tracing, sizes read from ``.shape``
+# are 0-dim tensors that the tracer follows, and the operator keeps them tensors end to end: the grid arithmetic
+# (``_ceil_div``, ``_at_most``), reshapes and pads all take either, so the graph computes the grid for each input
+# itself. What a tracer cannot follow is a Python branch on a size, so the eager shortcuts that take one are skipped
+# while tracing: the real-token mask is always applied (it is all True where nothing is padded), the global shortcut is
+# taken only when ``topk >= n_win**2``, which covers every region at every size, routed keys are gathered in one block,
+# and ``fused=None`` means the explicit matmul-softmax path, which exports to plain MatMul/Where/Softmax nodes that
+# every runtime runs. Traced graphs equal the eager operator at every size (tests/test_export.py checks it).
+
+
 def routing_attention_heads(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -263,27 +316,28 @@ def routing_attention_heads(
     Returns:
         (torch.Tensor): ``(B, heads*dv, H, W)``.
     """
-    if torch.jit.is_tracing():  # an exporter is recording the graph: Python ints would freeze in it
-        return _traced_routing_attention(q, k, v, n_win, topk, scale, fused)
+    tracing = torch.jit.is_tracing()  # sizes below are then traced tensors, and size-dependent shortcuts are off
     batch, num_heads, dv = q.shape[0], q.shape[1], v.shape[2]
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
     q, k, v = (_to_regions(t, grid) for t in (q, k, v))  # (B, heads, R, T, d)
     regions, tokens = grid.num_regions, grid.region_tokens
-    real = _real_token_mask(grid, q.device) if grid.padded else None  # (R, T)
-    routes = _route(q, k, grid, topk)  # (B, R, K)
+    real = _real_token_mask(grid, q.device)  # (R, T)
+    routes = _route(q, k, grid, real, topk)  # (B, R, K)
+    if not (tracing or grid.padded):
+        real = None  # all True: attention needs no mask
     n_routed = routes.shape[-1]
     if fused is None:
-        fused = q.is_cuda or q.shape[:3].numel() * tokens * n_routed * tokens >= FUSED_MIN_SCORES
+        fused = not tracing and (q.is_cuda or q.shape[:3].numel() * tokens * n_routed * tokens >= FUSED_MIN_SCORES)
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before the gather, which multiplies k and v by K
 
-    if n_routed == regions:
+    if topk >= n_win * n_win or (not tracing and n_routed == regions):
         # Every region is routed to every region: the order of keys cannot matter, so skip the gather and run one
         # global attention over all tokens (region-major order on both sides).
-        q, k, v = (rearrange(t, "b h r t d -> b h (r t) d") for t in (q, k, v))
-        mask = None if real is None else real.reshape(1, 1, 1, regions * tokens)
-        out = _attend(q, k, v, mask, scale, fused).view(batch, num_heads, regions, tokens, -1)
+        q, k, v = (t.reshape(batch, num_heads, regions * tokens, -1) for t in (q, k, v))  # b h r t d -> b h (r t) d
+        mask = None if real is None else real.reshape(1, 1, 1, -1)
+        out = _attend(q, k, v, mask, scale, fused).reshape(batch, num_heads, regions, tokens, -1)
     else:
         # Flat index into the (B*heads*R) axis of the region-partitioned k and v: one index_select fetches every
         # routed region for every head, and its backward is a single index_add.
@@ -291,108 +345,25 @@ def routing_attention_heads(
         flat = (routes.unsqueeze(1) + head_offset).reshape(-1, n_routed)  # (B*heads*R, K)
         q, k, v = (t.reshape(batch * num_heads * regions, tokens, -1) for t in (q, k, v))  # one row per region
         mask = None
-        if real is not None:
-            mask = real.index_select(0, routes.reshape(-1)).view(batch, 1, regions, n_routed * tokens)
-            mask = mask.expand(batch, num_heads, regions, -1).reshape(-1, 1, n_routed * tokens)
-        # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks
-        # and only one block's routed keys and values exist at a time; with autograd the backward needs them all.
-        rows_per_block = len(q)
-        if not torch.is_grad_enabled() or not (q.requires_grad or k.requires_grad or v.requires_grad):
+        if real is not None:  # b r k t -> (b h r) 1 (k t): each row's routed tokens, alike for every head
+            keys = n_routed * tokens  # not -1, which OpenVINO 2026.4 read as 1 in this reshape, failing the export
+            mask = real.index_select(0, routes.flatten()).reshape(batch, 1, regions, keys)
+            mask = mask.expand(batch, num_heads, regions, keys).reshape(-1, 1, keys)
+
+        def attend(q_rows, flat_rows, mask_rows):
+            return _attend(q_rows, _gather_rows(k, flat_rows), _gather_rows(v, flat_rows), mask_rows, scale, fused)
+
+        if tracing or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
+            out = attend(q, flat, mask)
+        else:
+            # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks
+            # and only one block's routed keys and values exist at a time; with autograd the backward needs them all.
             bytes_per_row = n_routed * tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
             rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
-        out = torch.cat(
-            [
-                _attend(
-                    q[i : i + rows_per_block],
-                    _gather_rows(k, flat[i : i + rows_per_block]),
-                    _gather_rows(v, flat[i : i + rows_per_block]),
-                    None if mask is None else mask[i : i + rows_per_block],
-                    scale,
-                    fused,
-                )
-                for i in range(0, len(q), rows_per_block)
-            ]
-        ).view(batch, num_heads, regions, tokens, -1)
+            blocks = [slice(i, i + rows_per_block) for i in range(0, len(q), rows_per_block)]
+            out = torch.cat([attend(q[b], flat[b], None if mask is None else mask[b]) for b in blocks])
+        out = out.reshape(batch, num_heads, regions, tokens, -1)
     return _from_regions(out[..., :dv], grid)
-
-
-# Export path. Ultralytics exports ONNX (``dynamo=False``), TorchScript and OpenVINO by tracing. A tracer records
-# tensor operations only: the Python ints of ``region_grid``, the ``padded`` and ``n_routed == regions`` branches and
-# einops' reshapes above would be frozen at the example input's size, so a ``dynamic=True`` export would tile every
-# other input like the example and be silently wrong. While tracing, sizes read from ``.shape`` are 0-dim tensors that
-# the tracer follows; this path keeps them tensors end to end, so the graph computes the grid for each input itself.
-# It is the eager path's arithmetic, minus its size-dependent shortcuts: the real-token mask is always applied (it is
-# all True where nothing is padded), ``min(topk, regions)`` is a graph value, and the global shortcut is taken only
-# when ``topk >= n_win**2``, which covers every region at every size. Outputs equal the eager path's (tests check it).
-
-
-def _size(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """``t.shape[dim]`` as a 0-dim int64 tensor: traced while tracing, a constant otherwise."""
-    n = t.shape[dim]
-    return n if isinstance(n, torch.Tensor) else torch.tensor(n)
-
-
-def _traced_split(length: torch.Tensor, n_win: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_split_axis` in tensor arithmetic; ``ceil(a / b)`` is ``(a + b - 1) // b`` for positive ints."""
-    wanted = length.clamp(max=n_win)
-    region_len = (length + wanted - 1) // wanted
-    return (length + region_len - 1) // region_len, region_len
-
-
-def _traced_routing_attention(q, k, v, n_win, topk, scale=None, fused=None):
-    """:func:`routing_attention_heads` with every size a traced tensor; same inputs, same result.
-
-    ``fused=None`` means the explicit matmul-softmax path here: it exports to plain MatMul/Where/Softmax nodes that every
-    runtime runs, whatever the example size.
-    """
-    batch, num_heads, height, width = _size(q, 0), _size(q, 1), _size(q, 3), _size(q, 4)
-    rows, region_h = _traced_split(height, n_win)
-    cols, region_w = _traced_split(width, n_win)
-    regions, tokens = rows * cols, region_h * region_w
-    scale = q.shape[2] ** -0.5 if scale is None else scale
-    dv = _size(v, 2)
-
-    def to_regions(t):  # (B, heads, d, H, W) -> (B, heads, R, T, d), zero-padded to the grid
-        t = F.pad(t, (0, cols * region_w - width, 0, rows * region_h - height))
-        t = t.reshape(batch, num_heads, -1, rows, region_h, cols, region_w).permute(0, 1, 3, 5, 4, 6, 2)
-        return t.reshape(batch, num_heads, regions, tokens, -1)
-
-    q, k, v = to_regions(q), to_regions(k), to_regions(v)
-    ys = torch.arange(rows * region_h, device=q.device) < height
-    xs = torch.arange(cols * region_w, device=q.device) < width
-    real = (ys[:, None] & xs[None, :]).reshape(rows, region_h, cols, region_w).transpose(1, 2).reshape(regions, tokens)
-
-    with torch.no_grad():  # _route, with the region mean over the real tokens counted by the mask
-        counts = real.sum(-1, keepdim=True).float()
-        q_region = q.sum(3, dtype=torch.float32).transpose(1, 2).reshape(batch, regions, -1) / counts
-        k_region = k.sum(3, dtype=torch.float32).transpose(1, 2).reshape(batch, regions, -1) / counts
-        affinity = q_region @ k_region.transpose(-1, -2)
-        routes = affinity.topk(regions.clamp(max=topk), dim=-1).indices  # (B, R, K)
-
-    if fused:  # _fused_widths without a Python branch: a pad of 0 is a no-op
-        dk = _size(q, 4)
-        q, k = (F.pad(t, (0, (dv - dk).clamp(min=0))) for t in (q, k))
-        v = F.pad(v, (0, (dk - dv).clamp(min=0)))
-    if topk >= n_win * n_win:  # every region is routed to every region at every size: one global attention
-        q, k, v = (t.reshape(batch, num_heads, regions * tokens, -1) for t in (q, k, v))
-        out = _attend(q, k, v, real.reshape(1, 1, 1, -1), scale, fused).reshape(batch, num_heads, regions, tokens, -1)
-    else:
-        n_routed = _size(routes, 2)
-        head_offset = torch.arange(batch * num_heads, device=q.device).view(batch, num_heads, 1, 1) * regions
-        flat = (routes.unsqueeze(1) + head_offset).reshape(-1)
-
-        def gather(t):
-            t = t.reshape(batch * num_heads * regions, -1).index_select(0, flat)
-            return t.reshape(batch, num_heads, regions, n_routed * tokens, -1)
-
-        mask = real.index_select(0, routes.reshape(-1)).reshape(batch, 1, regions, 1, n_routed * tokens)
-        out = _attend(q, gather(k), gather(v), mask, scale, fused)
-    out = out[..., :dv].reshape(batch, num_heads, rows, cols, region_h, region_w, dv)
-    out = out.permute(0, 1, 6, 2, 4, 3, 5).reshape(batch, num_heads * dv, rows * region_h, cols * region_w)
-    # The reshape is a no-op on the values; it states the output's shape as (B, C, H, W) of the input, where the slice
-    # alone leaves it as min(H, rows * region_h): shape inference (onnxslim) cannot prove those equal and would
-    # carry the expression, and the cost of reasoning about it, through every later layer.
-    return out[..., :height, :width].reshape(batch, -1, height, width)
 
 
 def _check_inputs(q, k, v, num_heads, n_win, topk):
