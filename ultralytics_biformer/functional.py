@@ -28,6 +28,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ._validation import check_positive_int
+
 __all__ = [
     "RegionGrid",
     "bilevel_routing_attention",
@@ -105,8 +107,7 @@ def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
     # Traced sizes are left unchecked: a comparison would freeze the example's answer into the graph.
     if not torch.jit.is_tracing() and (height < 1 or width < 1):
         raise ValueError(f"feature map must be at least 1x1, got {height}x{width}")
-    if n_win < 1:
-        raise ValueError(f"n_win must be a positive integer, got {n_win}")
+    check_positive_int("n_win", n_win)
     rows, region_h = _split_axis(height, n_win)
     cols, region_w = _split_axis(width, n_win)
     return RegionGrid(height, width, rows, cols, region_h, region_w)
@@ -372,8 +373,7 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
             "q and k must share one shape (B, heads*dk, H, W) and v must be (B, heads*dv, H, W); "
             f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
-    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
-        raise ValueError(f"num_heads must be a positive integer, got {num_heads!r}")
+    check_positive_int("num_heads", num_heads)
     if q.shape[1] % num_heads or v.shape[1] % num_heads:
         raise ValueError(f"channels of q ({q.shape[1]}) and v ({v.shape[1]}) must be divisible by num_heads={num_heads}")
     check_routing_args(n_win, topk)
@@ -381,6 +381,5 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
 
 def check_routing_args(n_win, topk) -> None:
     """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers."""
-    for name, value in (("n_win", n_win), ("topk", topk)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_positive_int("n_win", n_win)
+    check_positive_int("topk", topk)
