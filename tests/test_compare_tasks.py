@@ -258,7 +258,7 @@ def test_detect_plans_keep_the_training_arguments_of_earlier_records(datasets, t
     model = plan.models[0]
     assert plan.train_job(model, 1)["train_args"] == {
         "data": str(datasets["detect"]),
-        "epochs": 30,
+        "epochs": 60,
         "imgsz": 256,
         "batch": 8,
         "workers": 2,
