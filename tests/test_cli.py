@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import NETWORK_GUARD
 
-from ultralytics_biformer.cli import compare, main
+from ultralytics_biformer.cli import compare, main, report
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
 
@@ -201,6 +201,21 @@ def test_train_false_reports_finished_runs_and_trains_nothing(compared, tmp_path
     assert list(rows) == [*MODELS, extra]
     assert "failed" not in table and "| - |" in rows[extra] and "| - |" not in rows[MODELS[0]]
     assert "reporting the 2 finished runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "recorded, planned, title",
+    [
+        ([3, 3], 3, "3 seeds per model"),
+        ([1], 1, "1 seed per model"),
+        ([1, 1], 3, "1 of 3 seeds recorded per model"),
+        ([3, 0, 1], 3, "0-3 of 3 seeds recorded per model"),
+    ],
+)
+def test_figure_title_counts_the_seeds_actually_recorded(recorded, planned, title):
+    """A report of an unfinished comparison must not claim the planned seeds."""
+    rows = [{"runs": [{"seed": s} for s in range(n)]} for n in recorded]
+    assert report.seeds_recorded(rows, planned) == title
 
 
 @pytest.mark.parametrize("value", ["maybe", ""])

@@ -271,6 +271,16 @@ def _loss_curves(runs: list[dict]) -> list[dict]:
     return out
 
 
+def seeds_recorded(rows: list[dict[str, Any]], planned: int) -> str:
+    """How many seeds the figure shows per model: ``"3 seeds per model"``, or while runs are missing (a report of an
+    unfinished comparison) ``"1-3 of 3 seeds recorded per model"``."""
+    counts = sorted({len(row["runs"]) for row in rows})
+    if counts == [planned]:
+        return f"{planned} seed{'s' * (planned != 1)} per model"
+    recorded = "-".join(map(str, dict.fromkeys([counts[0], counts[-1]])))
+    return f"{recorded} of {planned} seeds recorded per model"
+
+
 def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskMetrics) -> Path:
     """The task's primary metric against latency, and the training curves, one colour per model."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -305,6 +315,9 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskM
     ax_lat.set(
         xlabel="CPU latency per image, ms (batch 1)", ylabel=f"{primary.title} (val)", title="Accuracy vs latency"
     )
+    if not ax_lat.lines:
+        ax_lat.set(xticks=[], yticks=[])
+        ax_lat.text(0.5, 0.5, "no latency benchmark recorded yet", ha="center", va="center", transform=ax_lat.transAxes)
     markers = [
         Line2D([], [], marker="o", ls="", color="grey", label="PyTorch (fused)"),
         Line2D([], [], marker="s", ls="", color="grey", mfc="none", label="ONNX Runtime"),
@@ -357,7 +370,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     s = plan.settings
     data = Path(s["data"])
     dataset = data.name if data.is_dir() else data.parent.name  # classification data is a folder, not a YAML in one
-    title = f"{dataset}: imgsz {s['imgsz']}, {s['epochs']} epochs, {len(s['seeds'])} seed(s) per model"
+    title = f"{dataset}: imgsz {s['imgsz']}, {s['epochs']} epochs, {seeds_recorded(rows, len(s['seeds']))}"
     figure = write_figure(rows, plan.run_dir / "compare.png", title, task)
     failures = [f"- {k}: {v}" for k, v in plan.failures.items()]
     footnotes = [f"[{i}] {note}" for i, note in enumerate(footnotes, 1)]
