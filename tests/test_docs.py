@@ -1,11 +1,13 @@
-"""Statements in the docs that a reader acts on: measured costs quoted in docstrings, downloads in examples."""
+"""Statements in the docs that a reader acts on: measured costs quoted in docstrings, downloads in examples, the
+evidence each shipped config cites."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def _latency_ratios() -> dict[str, str]:
@@ -38,3 +40,23 @@ def test_readme_python_examples_say_when_weights_are_downloaded():
                 f"a README example passes {weights}, which Ultralytics downloads, without saying so or what to pass "
                 "offline"
             )
+
+
+def _header(config: Path) -> str:
+    """The comment lines a config opens with, joined into one text."""
+    lines = []
+    for line in config.read_text().splitlines():
+        if line and not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# "))
+    return " ".join(lines)
+
+
+def test_every_shipped_config_cites_the_study_that_chose_its_settings():
+    configs = sorted((ROOT / "cfg").rglob("*.yaml"))
+    assert len(configs) > 10
+    for config in configs:
+        header = _header(config)
+        assert "docs/results/ablation.md" in header, f"{config.name}'s header does not cite docs/results/ablation.md"
+        for cited in re.findall(r"(?:docs/results|cfg)/[\w./-]*[\w/]", header):
+            assert (ROOT / cited).exists(), f"{config.name}'s header cites {cited}, which does not exist"
