@@ -251,6 +251,19 @@ def test_route_regions(height, width, n_win, topk):
     torch.testing.assert_close(sorted_routes, reference_routes(q, k, n_win, topk))
     if topk >= regions:
         assert torch.equal(sorted_routes, torch.arange(regions).expand(2, regions, regions))
+    scores = reference_affinity(q, k, n_win).gather(-1, routes)
+    assert (scores[..., :-1] >= scores[..., 1:]).all(), "routes are not best first"
+
+
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("float16", "bfloat16"))
+def test_routing_under_autocast_is_float32_routing(dtype):
+    """Autocast must not run the affinity in half precision: with activations of magnitude ~1e2 over 64 channels,
+    region affinities pass float16's 65504 and would all become inf, ties that route arbitrarily."""
+    q, k, _ = routed_inputs(2, 1, 64, 1, 16, 16, 4, 3, dtype=torch.float32, magnitude=1e2, offset=1e2)
+    assert reference_affinity(q, k, 4).abs().max() > torch.finfo(torch.float16).max
+    with torch.autocast("cpu", dtype=dtype):
+        routes = route_regions(q, k, 4, 3)
+    torch.testing.assert_close(routes.sort(dim=-1).values, reference_routes(q, k, 4, 3))
 
 
 def test_routing_traced_at_one_size_follows_every_size():

@@ -13,8 +13,8 @@ Differences from the reference implementation, each for a reason:
   never materialised on backends with a fused kernel.
 - Any ``H, W >= 1`` works: maps that do not divide into regions are zero-padded, and padded key positions are masked
   out so the result never depends on them.
-- Region descriptors and routing scores are computed in float32 whatever the input dtype, so fp16/bf16 inputs of
-  large magnitude cannot overflow the routing.
+- Region descriptors and routing scores are computed in float32 whatever the input dtype, autocast included, so
+  fp16/bf16 inputs of large magnitude cannot overflow the routing, and AMP training routes as fp32 validation does.
 - One code path serves eager calls and ``torch.jit.trace`` (every ONNX, TorchScript and OpenVINO export of
   Ultralytics traces). While tracing, sizes are traced 0-dim tensors instead of Python ints and the region grid is
   computed from them, so exported graphs stay exact at every input size; only the eager shortcuts that depend on a
@@ -166,13 +166,20 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     """
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
     real = _real_token_mask(grid, q.device)
-    return _route(_to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid), grid, real, topk)
+    q, k = _to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid)
+    return _route(q, k, grid, real, topk, best_first=True)
 
 
-def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int) -> torch.Tensor:
+def _route(
+    q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int, best_first: bool = False
+) -> torch.Tensor:
     """Routing on region-partitioned ``(B, heads, regions, tokens, d)`` tensors, ``real`` being the grid's
-    :func:`_real_token_mask`; see :func:`route_regions`."""
-    with torch.no_grad():
+    :func:`_real_token_mask`; see :func:`route_regions`. Level two does not care about the order of the routes, so
+    eager calls skip the sort unless ``best_first``; an exported TopK is always sorted, as ONNX leaves an unsorted
+    one's order to each runtime."""
+    # Autocast would run the affinity matmul in fp16, where it overflows to inf (every region then ties) or rounds
+    # near-ties apart from the float32 routing of validation and export.
+    with torch.no_grad(), torch.autocast(q.device.type, enabled=False):
         # Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean over real tokens.
         counts = real.sum(-1, keepdim=True).float()  # (R, 1)
         # b h r d -> b r (h d): one descriptor per region over all heads' channels
@@ -181,8 +188,8 @@ def _route(q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tenso
             for t in (q, k)
         )
         affinity = q_region @ k_region.transpose(-1, -2)  # (B, R, R)
-        # Eager runs skip the sort; an exported TopK stays sorted, as ONNX leaves an unsorted one's order to runtimes.
-        return affinity.topk(_at_most(grid.num_regions, topk), dim=-1, sorted=torch.jit.is_tracing()).indices
+        ordered = best_first or torch.jit.is_tracing()
+        return affinity.topk(_at_most(grid.num_regions, topk), dim=-1, sorted=ordered).indices
 
 
 # While all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats the fused CPU
