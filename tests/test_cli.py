@@ -248,6 +248,77 @@ def test_rerun_with_other_settings_is_refused(compared, capsys):
     assert "made with other settings" in err and "epochs: 1 then, 2 now" in err
 
 
+def _plan_with_record(run_dir: Path, model: compare.ModelEntry, record: dict, **train_args) -> compare.Plan:
+    """A one-run plan of ``model`` whose run folder already holds ``record`` for that run."""
+    plan = compare.Plan(run_dir, [model], [0], train_args, {"imgsz": 64}, {"device": "cpu"})
+    plan.train_record(model, 0).parent.mkdir(parents=True)
+    plan.train_record(model, 0).write_text(json.dumps(record))
+    return plan
+
+
+def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_path, monkeypatch):
+    """Committed records resume wherever the repository and the dataset cache live."""
+    checkout, cache = tmp_path / "checkout", tmp_path / "cache"
+    monkeypatch.chdir(checkout.mkdir() or checkout)
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(cache))
+    data, weights = cache / "datasets" / "bench-v1" / "data.yaml", checkout / "docs" / "pre" / "best.pt"
+    model = compare.ModelEntry("cfg/v.yaml", str(checkout / "cfg" / "v.yaml"), "v", "d1")
+    recorded = {
+        "model": "/old/clone/cfg/v.yaml",
+        "model_digest": "d1",
+        "train_args": {
+            "epochs": 1,
+            "data": "/old/home/.cache/ultralytics-biformer/datasets/bench-v1/data.yaml",
+            "pretrained": "/old/clone/docs/pre/best.pt",
+            "seed": 0,
+            "project": "/old/clone/run/runs",
+            "name": "v-seed0",
+        },
+    }
+    plan = _plan_with_record(checkout / "run", model, recorded, epochs=1, data=str(data), pretrained=str(weights))
+    compare._check_records(plan)  # raises if it refuses
+
+    recorded["train_args"]["data"] = "/old/home/.cache/ultralytics-biformer/datasets/other-v1/data.yaml"
+    plan.train_record(model, 0).write_text(json.dumps(recorded))
+    with pytest.raises(compare.ArgumentError, match="made with other settings.*data: '/old/home"):
+        compare._check_records(plan)
+
+
+@pytest.mark.parametrize(
+    "recorded, reason",
+    [
+        ({"model": "/old/clone/a/v.yaml", "model_digest": None}, "of another model \\(/old/clone/a/v.yaml then"),
+        ({"model": "/old/clone/b/v.yaml", "model_digest": "d0"}, "of another model \\(b/v.yaml has changed since"),
+    ],
+    ids=["same-name-other-folder", "edited-since"],
+)
+def test_resume_refuses_records_of_another_model(tmp_path, monkeypatch, recorded, reason):
+    """Records are found by a label made from the file name, so two models of one name, listed in another order, or a
+    YAML edited in place, would otherwise be credited with another model's results."""
+    monkeypatch.chdir(tmp_path)
+    model = compare.ModelEntry("b/v.yaml", str(tmp_path / "b" / "v.yaml"), "v", "d1")
+    plan = _plan_with_record(tmp_path / "run", model, recorded, epochs=1)
+    with pytest.raises(compare.ArgumentError, match=reason):
+        compare._check_records(plan)
+
+
+def test_model_digest_ignores_comments_and_follows_rows(tmp_path):
+    text = (Path(compare.__file__).parents[2] / "cfg" / "yolo11-biformer.yaml").read_text()
+    assert "[1024, 2, 2]] # 10" in text
+    variants = {
+        "same": text,
+        "commented": "# a note\n" + text.replace("# 10 ", "# layer ten "),
+        "edited": text.replace("[1024, 2, 2]] # 10", "[1024, 2, 1]] # 10"),
+    }
+    digests = {}
+    for name, body in variants.items():
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "yolo11n-biformer.yaml"
+        path.write_text(body)
+        digests[name] = compare._check_yaml_model(str(path))[2]
+    assert digests["same"] == digests["commented"] != digests["edited"]
+
+
 @pytest.mark.slow
 def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp_path, monkeypatch, capsys):
     run_dir, args, _ = compared

@@ -14,6 +14,7 @@ before anything trains. The results are written as ``compare.md``, ``compare.csv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -218,8 +219,13 @@ def _check_task(spec: str, task: str | None) -> str:
     return task
 
 
-def _check_yaml_model(spec: str) -> tuple[str, str]:
-    """Resolve and build a model YAML; return what the worker should load and its task. Raises ArgumentError."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _check_yaml_model(spec: str) -> tuple[str, str, str]:
+    """Resolve and build a model YAML; return what the worker should load, its task and the digest of its parsed
+    contents (comments and layout do not count). Raises ArgumentError."""
     from ultralytics.nn import tasks
 
     try:
@@ -245,11 +251,12 @@ def _check_yaml_model(spec: str) -> tuple[str, str]:
         raise ArgumentError(f"model '{spec}' does not build: {type(e).__name__}: {e}") from None
     finally:
         logger.setLevel(level)
-    return (str(Path(spec).resolve()) if Path(spec).is_file() else spec), task
+    built = json.dumps({k: v for k, v in cfg.items() if k != "yaml_file"}, sort_keys=True, default=str)
+    return (str(Path(spec).resolve()) if Path(spec).is_file() else spec), task, _digest(built.encode())
 
 
-def _check_checkpoint(spec: str) -> tuple[str, str]:
-    """Check a local .pt checkpoint loads; return its absolute path and its task. Raises ArgumentError."""
+def _check_checkpoint(spec: str) -> tuple[str, str, str]:
+    """Check a local .pt checkpoint loads; return its absolute path, its task and its digest. Raises ArgumentError."""
     path = Path(spec)
     if not path.is_file():
         raise ArgumentError(
@@ -262,7 +269,7 @@ def _check_checkpoint(spec: str) -> tuple[str, str]:
         task = YOLO(str(path)).task
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
         raise ArgumentError(f"model '{spec}' could not be loaded: {type(e).__name__}: {e}") from None
-    return str(path.resolve()), _check_task(spec, task)
+    return str(path.resolve()), _check_task(spec, task), _digest(path.read_bytes())
 
 
 def resolve_models(specs: list[str] | None, task: str | None = None) -> tuple[list[ModelEntry], str]:
@@ -284,9 +291,9 @@ def resolve_models(specs: list[str] | None, task: str | None = None) -> tuple[li
     for spec in specs:
         suffix = Path(spec).suffix.lower()
         if suffix in {".yaml", ".yml"}:
-            source, model_task = _check_yaml_model(spec)
+            source, model_task, digest = _check_yaml_model(spec)
         elif suffix in {".pt", ".pth"}:
-            source, model_task = _check_checkpoint(spec)
+            source, model_task, digest = _check_checkpoint(spec)
         else:
             raise ArgumentError(f"unknown model '{spec}'; {_accepted_models()}")
         label = base = re.sub(r"[^\w.-]+", "_", Path(spec).stem)
@@ -295,7 +302,7 @@ def resolve_models(specs: list[str] | None, task: str | None = None) -> tuple[li
             n += 1
             label = f"{base}-{n}"
         labels.add(label)
-        entries.append(ModelEntry(spec, source, label))
+        entries.append(ModelEntry(spec, source, label, digest))
         tasks.append(model_task)
     wanted = task or tasks[0]
     for spec, model_task in zip(specs, tasks):
@@ -417,24 +424,59 @@ def _differences(old: dict, new: dict) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k))
 
 
+def _same_file(old: Any, new: Any) -> bool:
+    """Whether a recorded path names the file a planned one does. A record made in another checkout, or with another
+    dataset cache, names it by another absolute path: the old path then ends with the new one's path below the
+    working directory or below the bundled dataset cache."""
+    from ..data.synthetic import cache_dir
+
+    if old == new:
+        return True
+    if not (isinstance(old, str) and isinstance(new, str) and Path(new).is_absolute()):
+        return False
+    for root in (Path.cwd(), cache_dir()):
+        if Path(new).is_relative_to(root):
+            tail = Path(new).relative_to(root).parts
+            return Path(old).parts[-len(tail) :] == tail
+    return False
+
+
+def _model_change(record: dict, model: ModelEntry) -> str | None:
+    """How a record's model differs from ``model``, or None. Records that predate digests match by path alone."""
+    if not _same_file(record.get("model"), model.source):
+        return f"{record.get('model')} then, {model.source} now"
+    if record.get("model_digest") not in (None, model.digest):
+        return f"{model.spec} has changed since"
+    return None
+
+
 def _check_records(plan: Plan) -> None:
-    """Refuse to resume from records made with other settings. Raises ArgumentError."""
+    """Refuse to resume from records of another model or made with other settings. Raises ArgumentError."""
     planned = [
-        (plan.train_record(m, s), "train_args", plan.train_job(m, s)["train_args"], f"run of {m.spec} (seed {s})")
+        (plan.train_record(m, s), m, "train_args", plan.train_job(m, s)["train_args"], f"run of {m.spec} (seed {s})")
         for m, s in plan.runs
     ]
-    planned += [(plan.bench_record(m), "bench_args", plan.bench_args, f"benchmark of {m.spec}") for m in plan.models]
-    for path, key, args, what in planned:
-        if path.is_file():
-            old, new = json.loads(path.read_text()).get(key, {}), json.loads(json.dumps(args))
-            # Where the run folder lives is no setting: records committed from one checkout resume in another.
-            old.pop("project", None), new.pop("project", None)
-            if old != new:
-                raise ArgumentError(
-                    f"{plan.run_dir} holds a finished {what} made with other settings "
-                    f"({_differences(old, new)}). Use another name= or delete {plan.run_dir} to start "
-                    "over."
-                )
+    planned += [(plan.bench_record(m), m, "bench_args", plan.bench_args, f"benchmark of {m.spec}") for m in plan.models]
+    for path, model, key, args, what in planned:
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if change := _model_change(record, model):
+            raise ArgumentError(
+                f"{plan.run_dir} holds a finished {what} of another model ({change}). Use another name= or delete "
+                f"{plan.run_dir} to start over."
+            )
+        old, new = record.get(key, {}), json.loads(json.dumps(args))
+        # Where the run folder lives is no setting: records committed from one checkout resume in another.
+        old.pop("project", None), new.pop("project", None)
+        for setting in ("data", "pretrained"):
+            if _same_file(old.get(setting), new.get(setting)):
+                old[setting] = new[setting]
+        if old != new:
+            raise ArgumentError(
+                f"{plan.run_dir} holds a finished {what} made with other settings "
+                f"({_differences(old, new)}). Use another name= or delete {plan.run_dir} to start over."
+            )
 
 
 def resolve_pretrained(path: str | None, task: str = "detect") -> str | None:

@@ -18,11 +18,13 @@ __all__ = ["ModelEntry", "Plan"]
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model to compare: as the user wrote it, what the worker loads, and a file-safe label."""
+    """A model to compare: as the user wrote it, what the worker loads, a file-safe label, and a digest of what it
+    builds (the parsed YAML, or the checkpoint's bytes) that tells a resumed comparison whether the model changed."""
 
     spec: str
     source: str
     label: str
+    digest: str | None = None
 
 
 @dataclass
@@ -81,7 +83,12 @@ class Plan:
             "project": str(self.run_dir / "runs"),
             "name": f"{model.label}-seed{seed}",
         }
-        job = {"model": model.source, "train_args": args, "record": str(self.train_record(model, seed))}
+        job = {
+            "model": model.source,
+            "model_digest": model.digest,
+            "train_args": args,
+            "record": str(self.train_record(model, seed)),
+        }
         if self.jobs > 1 and self.settings["device"] == "cpu":
             job["threads"] = max(1, (os.cpu_count() or 1) // self.jobs)
         return job
@@ -89,6 +96,7 @@ class Plan:
     def bench_job(self, model: ModelEntry, weights: str) -> dict[str, Any]:
         return {
             "model": model.source,
+            "model_digest": model.digest,
             "weights": weights,
             "bench_args": self.bench_args,
             "record": str(self.bench_record(model)),

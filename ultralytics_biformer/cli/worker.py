@@ -123,6 +123,7 @@ def train(job: dict) -> dict:
     trainer = model.trainer
     record = {
         "model": job["model"],
+        "model_digest": job.get("model_digest"),
         "seed": args["seed"],
         "train_args": args,
         "save_dir": str(trainer.save_dir),
@@ -178,6 +179,7 @@ def bench(job: dict) -> dict:
     model = YOLO(job["weights"]).model.float().cpu().eval()
     record = {
         "model": job["model"],
+        "model_digest": job.get("model_digest"),
         "bench_args": args,
         "weights": job["weights"],
         "imgsz": imgsz,
