@@ -218,6 +218,19 @@ def test_figure_title_counts_the_seeds_actually_recorded(recorded, planned, titl
     assert report.seeds_recorded(rows, planned) == title
 
 
+def test_unknown_optimizer_is_refused_before_any_work(capsys, monkeypatch):
+    """Ultralytics rejects it only inside each worker, after the data and the models are built."""
+    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    assert main(["compare", "optimizer=Lion", "epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "optimizer=Lion" in err and "AdamW" in err and "SGD" in err
+
+
+@pytest.mark.parametrize("name", ["auto", "SGD", "adamw", "RMSProp"])
+def test_optimizer_names_are_taken_in_any_case_as_ultralytics_does(name):
+    assert compare.optimizer_name(name) == name
+
+
 @pytest.mark.parametrize("value", ["maybe", ""])
 def test_train_flag_must_be_a_boolean(value, capsys):
     assert main(["compare", f"train={value}"]) == 2

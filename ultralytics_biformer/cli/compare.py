@@ -112,6 +112,24 @@ DATA_NEEDS = {
     "classify": "an ImageFolder dataset folder: train/<class>/<images> and val/<class>/<images>",
 }
 
+def optimizer_name(raw: str) -> str:
+    """An ``optimizer=`` the installed Ultralytics trainer accepts (any case, as it does); raises ValueError.
+
+    Its list lives inside ``BaseTrainer.build_optimizer``, which only rejects a bad name once every worker has built
+    its model, so compare checks up front against the same list.
+    """
+    accepted = ["auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop"]
+    try:
+        from ultralytics.optim import MuSGD  # noqa: F401 - absent from older Ultralytics releases
+    except ImportError:
+        pass
+    else:
+        accepted.append("MuSGD")
+    if raw.lower() not in {name.lower() for name in accepted}:
+        raise ValueError(f"expected one of {', '.join(accepted)} (any case)")
+    return raw
+
+
 OPTIONS = [
     Option(
         "models",
@@ -142,7 +160,7 @@ OPTIONS = [
     Option("imgsz", positive_int, None, "train, validation and latency image size (preset)"),
     Option("batch", positive_int, None, "training batch size (preset)"),
     Option("workers", non_negative_int, None, "dataloader workers (preset)"),
-    Option("optimizer", text, "auto", "Ultralytics optimizer, the same for every model"),
+    Option("optimizer", optimizer_name, "auto", "Ultralytics optimizer, the same for every model"),
     Option(
         "pretrained",
         text,
