@@ -291,6 +291,13 @@ def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_
     plan = _plan_with_record(checkout / "run", model, recorded, epochs=1, data=str(data), pretrained=str(weights))
     compare._check_records(plan)  # raises if it refuses
 
+    del recorded["train_args"]["pretrained"]  # a record from scratch resumes only a comparison from scratch
+    plan.train_record(model, 0).write_text(json.dumps(recorded))
+    with pytest.raises(compare.ArgumentError, match="pretrained: None then"):
+        compare._check_records(plan)
+    del plan.train_args["pretrained"]
+    compare._check_records(_plan_with_record(checkout / "run2", model, recorded, **plan.train_args))
+
     recorded["train_args"]["data"] = "/old/home/.cache/ultralytics-biformer/datasets/other-v1/data.yaml"
     plan.train_record(model, 0).write_text(json.dumps(recorded))
     with pytest.raises(compare.ArgumentError, match="made with other settings.*data: '/old/home"):

@@ -488,7 +488,7 @@ def _check_records(plan: Plan) -> None:
         # Where the run folder lives is no setting: records committed from one checkout resume in another.
         old.pop("project", None), new.pop("project", None)
         for setting in ("data", "pretrained"):
-            if _same_file(old.get(setting), new.get(setting)):
+            if setting in new and _same_file(old.get(setting), new[setting]):
                 old[setting] = new[setting]
         if old != new:
             raise ArgumentError(
