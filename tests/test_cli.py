@@ -181,6 +181,14 @@ def test_pretrained_checkpoint_initialises_every_model_and_counts_transfers(comp
     assert f"{stock_tensors}/{stock_tensors}" in table and "every model from" in table
 
 
+def test_report_of_a_fine_tune_comparison_renders_without_its_checkpoint(tmp_path, monkeypatch):
+    """Weights are never committed with records, so train=False must not need the checkpoint; training must."""
+    monkeypatch.chdir(tmp_path)
+    assert compare.resolve_pretrained("gone/best.pt", train=False) == str(tmp_path / "gone" / "best.pt")
+    with pytest.raises(compare.ArgumentError, match="no such file"):
+        compare.resolve_pretrained("gone/best.pt")
+
+
 @pytest.mark.slow
 def test_compare_uses_no_network(compared, network_guard):
     assert not network_guard.exists(), network_guard.read_text()
@@ -229,6 +237,15 @@ def test_unknown_optimizer_is_refused_before_any_work(capsys, monkeypatch):
 @pytest.mark.parametrize("name", ["auto", "SGD", "adamw", "RMSProp"])
 def test_optimizer_names_are_taken_in_any_case_as_ultralytics_does(name):
     assert compare.optimizer_name(name) == name
+
+
+@pytest.mark.parametrize("benches, line", [([None], "- latency: no benchmark recorded yet"), ([2, None], "2 thread(s)")])
+def test_report_header_states_latency_threads_only_when_measured(tmp_path, benches, line):
+    settings = dict(data="d.yaml", preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
+    plan = compare.Plan(tmp_path, [], [0], {}, {}, {**settings, "device": "cpu", "seeds": [0]})
+    rows = [{"bench": threads and {"threads": threads}} for threads in benches]
+    header = report._settings_lines(plan, rows)
+    assert any(line in text for text in header) and not any("?" in text for text in header)
 
 
 @pytest.mark.parametrize("value", ["maybe", ""])

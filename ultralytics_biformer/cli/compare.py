@@ -497,10 +497,16 @@ def _check_records(plan: Plan) -> None:
             )
 
 
-def resolve_pretrained(path: str | None, task: str = "detect") -> str | None:
-    """The absolute path of a local checkpoint of ``task`` to start every model from. Raises ArgumentError."""
+def resolve_pretrained(path: str | None, task: str = "detect", train: bool = True) -> str | None:
+    """The absolute path of a local checkpoint of ``task`` to start every model from. Raises ArgumentError.
+
+    With ``train=False`` the path only names what the records were trained from: weights are not committed with
+    records, so a report must render where the checkpoint is absent.
+    """
     if path is None:
         return None
+    if not train:
+        return str(Path(path).resolve())
     if not Path(path).is_file():
         raise ArgumentError(
             f"pretrained={path}: no such file. compare never downloads weights: give the path of a local checkpoint "
@@ -546,7 +552,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
     preset = PRESETS[values["preset"]]
     models, task = resolve_models(values["models"], values["task"])
     device = _device_type(values["device"])
-    values = {**values, "pretrained": resolve_pretrained(values["pretrained"], task)}
+    values = {**values, "pretrained": resolve_pretrained(values["pretrained"], task, values["train"])}
     train_args = _train_args(values, preset, resolve_data(values["data"], preset, task))
     bench_args = {
         "imgsz": train_args["imgsz"],

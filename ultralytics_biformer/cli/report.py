@@ -348,7 +348,11 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
             + f"device={s['device']}, "
             f"seeds {', '.join(map(str, s['seeds']))}"
         ),
-        f"- latency: CPU, {', '.join(map(str, threads)) or '?'} thread(s), imgsz {s['imgsz']}",
+        (
+            f"- latency: CPU, {', '.join(map(str, threads))} thread(s), imgsz {s['imgsz']}"
+            if threads
+            else "- latency: no benchmark recorded yet"
+        ),
         "- initial weights: " + (f"every model from `{s['pretrained']}`" if s.get("pretrained") else "none (from scratch)"),
     ]
 
