@@ -248,6 +248,15 @@ def test_report_header_states_latency_threads_only_when_measured(tmp_path, bench
     assert any(line in text for text in header) and not any("?" in text for text in header)
 
 
+def test_report_header_names_paths_below_the_working_directory_relatively(tmp_path, monkeypatch):
+    """Committed reports should not carry one machine's absolute paths."""
+    monkeypatch.chdir(tmp_path)
+    settings = dict(preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={}, seeds=[0])
+    settings.update(data="/elsewhere/data.yaml", pretrained=str(tmp_path / "w" / "best.pt"), device="cpu")
+    header = "\n".join(report._settings_lines(compare.Plan(tmp_path, [], [0], {}, {}, settings), []))
+    assert "every model from `w/best.pt`" in header and "data: `/elsewhere/data.yaml`" in header
+
+
 @pytest.mark.parametrize("value", ["maybe", ""])
 def test_train_flag_must_be_a_boolean(value, capsys):
     assert main(["compare", f"train={value}"]) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -336,11 +337,16 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskM
     return path
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it: committed reports name no machine's paths."""
+    return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+
+
 def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
     s = plan.settings
     return [
-        f"- task: {plan.task}; data: `{s['data']}`",
+        f"- task: {plan.task}; data: `{_shown(s['data'])}`",
         (
             f"- preset {s['preset']}: epochs={s['epochs']} imgsz={s['imgsz']} batch={s['batch']} "
             f"workers={s['workers']} optimizer={s['optimizer']} "
@@ -353,7 +359,8 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
             if threads
             else "- latency: no benchmark recorded yet"
         ),
-        "- initial weights: " + (f"every model from `{s['pretrained']}`" if s.get("pretrained") else "none (from scratch)"),
+        "- initial weights: "
+        + (f"every model from `{_shown(s['pretrained'])}`" if s.get("pretrained") else "none (from scratch)"),
     ]
 
 
