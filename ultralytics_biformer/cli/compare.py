@@ -112,6 +112,7 @@ DATA_NEEDS = {
     "classify": "an ImageFolder dataset folder: train/<class>/<images> and val/<class>/<images>",
 }
 
+
 def optimizer_name(raw: str) -> str:
     """An ``optimizer=`` the installed Ultralytics trainer accepts (any case, as it does); raises ValueError.
 
