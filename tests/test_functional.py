@@ -220,6 +220,48 @@ def test_half_precision_large_inputs_stay_finite(height, width, topk, dtype, fus
         assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16), ids=("float16", "bfloat16"))
+def test_explicit_path_under_autocast_matches_float32(dtype):
+    """float32 inputs under autocast: the explicit path must score in float32 as it does for half inputs, or float16
+    scores overflow to NaN and bfloat16 ones round far coarser than the fused kernel's."""
+    q, k, v = routed_inputs(1, 2, 8, 8, 8, 8, 2, 2, dtype=torch.float32, magnitude=1e3)  # q.k ~ 1e6
+    expected = dense_reference(q.double(), k.double(), v.double(), 2, 2, 2)
+    with torch.autocast("cpu", dtype=dtype):
+        out = bilevel_routing_attention(q, k, v, 2, 2, 2, fused=False)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    # Only the output's own rounding to ``dtype`` remains: half an ulp of the largest output value.
+    tolerance = expected.abs().max().item() * torch.finfo(dtype).eps
+    assert (out.double() - expected).abs().max().item() <= tolerance
+
+
+def test_bfloat16_explicit_path_equals_fused_path():
+    """The docstring promises both paths give the same result; for bfloat16 that needs float32 scores on both."""
+    q, k, v = routed_inputs(2, 2, 8, 8, 12, 12, 3, 2, dtype=torch.bfloat16, magnitude=4.0)
+    expected = dense_reference(q.double(), k.double(), v.double(), 2, 3, 2)
+    for fused in (True, False):
+        out = bilevel_routing_attention(q, k, v, 2, 3, 2, fused=fused)
+        tolerance = expected.abs().max().item() * torch.finfo(torch.bfloat16).eps
+        assert (out.double() - expected).abs().max().item() <= tolerance, f"fused={fused}"
+
+
+@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("height, width", [(6, 6), (5, 7)], ids=("fits", "padded"))
+def test_empty_batch(height, width, fused):
+    q, k, v = (torch.randn(0, c, height, width, requires_grad=True) for c in (8, 8, 12))
+    out = bilevel_routing_attention(q, k, v, 2, 3, 2, fused=fused)
+    assert out.shape == (0, 12, height, width) and out.requires_grad
+    out.sum().backward()
+    assert route_regions(q.detach(), k.detach(), 3, 2).shape == (0, 9, 2)
+
+
+def test_meta_tensors_give_shapes():
+    """Shape inference on the meta device (as for model summaries): autocast knows no meta device, so pausing it must
+    not raise there."""
+    q, k, v = (torch.empty(2, c, 9, 7, device="meta") for c in (8, 8, 12))
+    assert bilevel_routing_attention(q, k, v, 2, 4, 3).shape == (2, 12, 9, 7)
+    assert route_regions(q, k, 4, 3).shape == (2, 12, 3)
+
+
 @pytest.mark.parametrize("offset_side", ("q", "k"))
 def test_half_precision_routing_is_exact(offset_side):
     """Routing of bfloat16 inputs equals float64 routing of the same values, so region sums are not bfloat16.
@@ -333,6 +375,14 @@ def _operator_call(q_channels=8, v_channels=8, q_size=(6, 6), k_size=(6, 6), v_s
         pytest.param(_operator_call(k_size=(6, 5)), re.escape("k (1, 8, 6, 5)"), id="k-shape"),
         pytest.param(_operator_call(v_size=(5, 6)), re.escape("v (1, 8, 5, 6)"), id="v-shape"),
         pytest.param(_operator_call(q_size=(36,), k_size=(36,)), re.escape("q (1, 8, 36)"), id="q-3d"),
+        pytest.param(
+            lambda: bilevel_routing_attention(torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 6).half(), 2, 3, 2),
+            r"one dtype and device.*v torch.float16",
+            id="v-dtype",
+        ),
+        pytest.param(lambda: route_regions(torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 6), 3, 0), r"topk.* 0$", id="routes-topk=0"),
+        pytest.param(lambda: route_regions(torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 6), 3, -1), r"topk.* -1$", id="routes-topk=-1"),
+        pytest.param(lambda: route_regions(torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 5), 3, 2), re.escape("k (1, 8, 6, 5)"), id="routes-k-shape"),
     ],
 )
 def test_operator_rejects_bad_args(call, pattern):

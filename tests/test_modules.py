@@ -148,6 +148,66 @@ def test_from_stock_rejects_bad_args_and_leaves_module_stock(convert, stock, n_w
     assert type(module) in (C2PSA, C3k2) and module.state_dict().keys() == keys
 
 
+@pytest.mark.parametrize(
+    "convert, stock, stock_type, pattern",
+    [
+        pytest.param(
+            lambda m: BiLevelRoutingAttention.from_attention(m, n_win=0, topk=2),
+            lambda: Attention(128, num_heads=2),
+            Attention,
+            r"n_win.* 0$",
+            id="Attention-n_win",
+        ),
+        # C2PSA(400) builds 3-head attention over 200 channels, which stock C2PSA accepts until its first forward.
+        pytest.param(
+            lambda m: C2PSA_BRA.from_stock(m, n_win=2, topk=2), lambda: C2PSA(400, 400), C2PSA, r"dim=200.*3", id="C2PSA-heads"
+        ),
+        pytest.param(
+            lambda m: C3k2_BRA.from_stock(m, n_win=2, topk=2, layer_scale=2.0),
+            lambda: C3k2(64, 64),
+            C3k2,
+            r"layer_scale.* 2\.0$",
+            id="C3k2-layer_scale",
+        ),
+    ],
+)
+def test_refused_conversion_leaves_a_working_stock_module(convert, stock, stock_type, pattern):
+    """Every check runs before the class changes: a refused conversion must not leave a half-converted module."""
+    module = stock().eval()
+    keys = module.state_dict().keys()
+    with pytest.raises(ValueError, match=pattern):
+        convert(module)
+    assert type(module) is stock_type and module.state_dict().keys() == keys
+    if stock_type is not C2PSA:  # that one fails in stock form too
+        channels = 128 if stock_type is Attention else 64
+        with torch.no_grad():
+            module(torch.randn(1, channels, 8, 8))
+
+
+def test_c3k2_from_stock_matches_the_module_dtype_and_mode():
+    """The added BRA block follows the converted module: a float64 eval module stays float64 and in eval mode."""
+    module = C3k2(64, 64).double().eval()
+    converted = C3k2_BRA.from_stock(module, n_win=2, topk=2)
+    assert all(p.dtype == torch.float64 for p in converted.bra.parameters())
+    assert not any(m.training for m in converted.bra.modules())
+    running_mean = converted.bra.mlp[0].bn.running_mean.clone()
+    with torch.no_grad():
+        converted(image(64, 8, 8))
+    assert torch.equal(converted.bra.mlp[0].bn.running_mean, running_mean)  # eval: statistics untouched
+
+
+@pytest.mark.parametrize("c", [200, 400, 66, 7])
+def test_bra_default_heads_divide_any_width(c):
+    """YOLO11's rule ``max(c // 64, 1)`` does not divide every width (200 // 64 = 3); the default lowers it to the
+    nearest divisor, so BRA and C3k2_BRA build at every width stock C3k2 builds at."""
+    block = BRA(c, n_win=2, topk=2)
+    heads = block.attn.num_heads
+    assert c % heads == 0 and heads <= max(c // 64, 1)
+    assert all(c % h for h in range(heads + 1, max(c // 64, 1) + 1))  # the nearest divisor below the rule
+    assert block(torch.randn(1, c, 6, 6)).shape == (1, c, 6, 6)
+    assert C3k2_BRA(2 * c, 2 * c, n_win=2, topk=2).bra.attn.num_heads == heads
+
+
 @pytest.mark.parametrize("c", [64, 128])
 @pytest.mark.parametrize("height, width", [(1, 1), (7, 9), (3, 40), (13, 13), (20, 20)])
 def test_bra_preserves_shape(c, height, width):
@@ -198,7 +258,12 @@ def test_bra_layer_scale_starts_every_residual_branch_at_that_gain():
         pytest.param(lambda: BiLevelRoutingAttention(64, 2, n_win=0), r"n_win.* 0$", id="attn-n_win=0"),
         pytest.param(lambda: BiLevelRoutingAttention(64, 2, topk=1.5), r"topk.* 1\.5$", id="attn-topk=1.5"),
         pytest.param(lambda: BiLevelRoutingAttention(100, num_heads=3), r"dim=100.*num_heads=3", id="attn-heads"),
-        pytest.param(lambda: BiLevelRoutingAttention(64, num_heads=0), r"num_heads=0", id="attn-heads=0"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, num_heads=0), r"num_heads.* 0$", id="attn-heads=0"),
+        pytest.param(lambda: BRA(64, num_heads=2.0), r"num_heads.* 2\.0$", id="BRA-heads=2.0"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, num_heads=64), r"key width.*= 0", id="attn-key-width-0"),
+        pytest.param(lambda: BiLevelRoutingAttention(64, 2, attn_ratio=0), r"key width.*= 0", id="attn-ratio-0"),
+        pytest.param(lambda: BRA(64, mlp_ratio=0), r"mlp_ratio.*64 \* 0\)", id="BRA-mlp_ratio=0"),
+        pytest.param(lambda: BRA(64, mlp_ratio=-1), r"mlp_ratio", id="BRA-mlp_ratio<0"),
     ],
 )
 def test_invalid_args_raise_value_error_naming_the_value(build, pattern):

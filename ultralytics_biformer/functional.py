@@ -23,6 +23,7 @@ Differences from the reference implementation, each for a reason:
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -66,6 +67,26 @@ class RegionGrid(NamedTuple):
     @property
     def padded(self) -> bool:
         return self.rows * self.region_h != self.height or self.cols * self.region_w != self.width
+
+
+def _without_autocast(device_type: str):
+    """Pause autocast on ``device_type``; a no-op for devices autocast does not know (``meta``), where it would raise."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _low_precision(t: torch.Tensor) -> bool:
+    """Whether a matmul of ``t`` runs in fp16 or bf16: its own dtype, or the dtype autocast would cast it to."""
+    device = t.device.type
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return True
+    return (
+        t.dtype == torch.float32
+        and torch.amp.is_autocast_available(device)
+        and torch.is_autocast_enabled(device)
+        and torch.get_autocast_dtype(device) in (torch.float16, torch.bfloat16)
+    )
 
 
 def _at_most(n, cap: int):
@@ -164,7 +185,12 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     Returns:
         (torch.Tensor): ``(B, regions, min(topk, regions))`` int64 key-region indices, best first.
     """
+    if q.dim() != 4 or k.shape != q.shape:
+        raise ValueError(f"q and k must share one shape (B, C, H, W), got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    check_routing_args(n_win, topk)
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
+    if q.shape[0] == 0 and not torch.jit.is_tracing():  # reshapes to -1 cannot infer a size from an empty batch
+        return torch.empty(0, grid.num_regions, min(topk, grid.num_regions), dtype=torch.long, device=q.device)
     real = _real_token_mask(grid, q.device)
     q, k = _to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid)
     return _route(q, k, grid, real, topk, best_first=True)
@@ -179,7 +205,7 @@ def _route(
     one's order to each runtime."""
     # Autocast would run the affinity matmul in fp16, where it overflows to inf (every region then ties) or rounds
     # near-ties apart from the float32 routing of validation and export.
-    with torch.no_grad(), torch.autocast(q.device.type, enabled=False):
+    with torch.no_grad(), _without_autocast(q.device.type):
         # Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean over real tokens.
         counts = real.sum(-1, keepdim=True).float()  # (R, 1)
         # b h r d -> b r (h d): one descriptor per region over all heads' channels
@@ -208,12 +234,14 @@ def _attend(q, k, v, mask, scale, fused):
     width (see ``_fused_widths``).
     """
     if not fused:
-        if q.dtype == torch.float16:
+        if _low_precision(q):
             # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
-            # activations reach under AMP. Scores and softmax run in float32 for this dtype only (the fused kernels
-            # accumulate in float32 already); autocast is paused, or it would cast the matmuls back to fp16.
-            with torch.autocast(q.device.type, enabled=False):
-                return _attend(q.float(), k.float(), v.float(), mask, scale, False).to(v.dtype)
+            # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels,
+            # which accumulate in float32. So scores and softmax run in float32 for these dtypes, autocast paused (it
+            # would cast the matmuls back), and the result takes the dtype the fused path would give.
+            dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
+            with _without_autocast(q.device.type):
+                return _attend(q.float(), k.float(), v.float(), mask, scale, False).to(dtype)
         scores = (q * scale) @ k.transpose(-1, -2)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -281,7 +309,8 @@ def bilevel_routing_attention(
         topk (int): Key regions each query region attends to (the paper's k).
         scale (float, optional): Score scale; ``dk ** -0.5`` when None.
         fused (bool, optional): True runs ``F.scaled_dot_product_attention``, False the explicit matmul-softmax path;
-            None (default) picks the faster for the block size and device. Both give the same result.
+            None (default) picks the faster for the block size and device. Both give the same result (fp16 and bf16
+            scores run in float32 on either path).
 
     Returns:
         (torch.Tensor): ``(B, num_heads*dv, H, W)``, the dtype and device of v.
@@ -326,6 +355,8 @@ def routing_attention_heads(
     """
     tracing = torch.jit.is_tracing()  # sizes below are then traced tensors, and size-dependent shortcuts are off
     batch, num_heads, dv = q.shape[0], q.shape[1], v.shape[2]
+    if batch == 0 and not tracing:  # reshapes to -1 cannot infer a size from an empty batch
+        return v.flatten(1, 2).clone()
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
     q, k, v = (_to_regions(t, grid) for t in (q, k, v))  # (B, heads, R, T, d)
@@ -379,6 +410,11 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
         raise ValueError(
             "q and k must share one shape (B, heads*dk, H, W) and v must be (B, heads*dv, H, W); "
             f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if len({q.dtype, k.dtype, v.dtype}) > 1 or len({q.device, k.device, v.device}) > 1:
+        raise ValueError(
+            "q, k and v must share one dtype and device; got "
+            f"{', '.join(f'{n} {t.dtype} on {t.device}' for n, t in zip('qkv', (q, k, v)))}"
         )
     check_positive_int("num_heads", num_heads)
     if q.shape[1] % num_heads or v.shape[1] % num_heads:

@@ -11,9 +11,17 @@ from ..functional import check_routing_args, routing_attention_heads
 __all__ = ["BiLevelRoutingAttention"]
 
 
-def _check_heads(dim: int, num_heads) -> None:
-    if not is_positive_int(num_heads) or dim % num_heads:
-        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads!r}, a positive integer")
+def _check_heads(dim: int, num_heads, attn_ratio: float = 0.5) -> None:
+    """Raise a ValueError unless ``num_heads`` divides ``dim`` into heads whose key width ``attn_ratio`` keeps >= 1."""
+    if not is_positive_int(num_heads):
+        raise ValueError(f"num_heads must be a positive integer, got {num_heads!r}")
+    if dim % num_heads:
+        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+    if int(dim // num_heads * attn_ratio) < 1:
+        raise ValueError(
+            f"dim={dim} over num_heads={num_heads} heads leaves key width int({dim // num_heads} * "
+            f"attn_ratio={attn_ratio!r}) = 0; use fewer heads or a larger attn_ratio"
+        )
 
 
 class BiLevelRoutingAttention(Attention):
@@ -44,7 +52,7 @@ class BiLevelRoutingAttention(Attention):
     """
 
     def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
-        _check_heads(dim, num_heads)
+        _check_heads(dim, num_heads, attn_ratio)
         super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
         self._set_routing(n_win, topk)
 
@@ -57,7 +65,9 @@ class BiLevelRoutingAttention(Attention):
         """Turn a stock ``Attention`` into routing attention in place, keeping its parameters and their names."""
         if type(attn) is not Attention:
             raise TypeError(f"expected an ultralytics Attention, got {type(attn).__name__}")
+        # Every check comes before the class changes, so a refused call leaves ``attn`` stock and working.
         _check_heads(attn.proj.conv.out_channels, attn.num_heads)  # stock Attention would fail only at run time
+        check_routing_args(n_win, topk)
         attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
         attn._set_routing(n_win, topk)
         return attn
@@ -65,7 +75,8 @@ class BiLevelRoutingAttention(Attention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply routing attention to ``x`` of shape ``(B, dim, H, W)``."""
         B, C, H, W = x.shape
-        q, k, v = self.qkv(x).view(B, self.num_heads, -1, H, W).split([self.key_dim, self.key_dim, self.head_dim], 2)
+        widths = [self.key_dim, self.key_dim, self.head_dim]
+        q, k, v = self.qkv(x).view(B, self.num_heads, sum(widths), H, W).split(widths, 2)  # not -1: B may be 0
         # Ultralytics' exporter sets ``format = "coreml"`` on every Attention, ours included, and its own Attention then
         # switches to scaled_dot_product_attention, which CoreML maps to its fused op: so do we. Same result either way.
         fused = True if getattr(self, "format", None) == "coreml" else None  # no `format` before ultralytics 8.4.x

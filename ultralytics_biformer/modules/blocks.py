@@ -7,20 +7,22 @@ so stock checkpoints transfer into them completely. Each can also be made from a
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 from ultralytics.nn.modules.block import C2PSA, C3k2, PSABlock
 from ultralytics.nn.modules.conv import Conv
 
 from ..functional import check_routing_args
-from .attention import BiLevelRoutingAttention
+from .attention import BiLevelRoutingAttention, _check_heads
 
 __all__ = ["BRA", "C2PSA_BRA", "C3k2_BRA", "check_layer_scale"]
 
 
 def check_layer_scale(layer_scale) -> None:
     """Raise a ValueError unless ``layer_scale`` is a real number in [0, 1]."""
-    if not isinstance(layer_scale, (int, float)) or isinstance(layer_scale, bool) or not 0 <= layer_scale <= 1:
+    if not isinstance(layer_scale, numbers.Real) or isinstance(layer_scale, bool) or not 0 <= layer_scale <= 1:
         raise ValueError(f"layer_scale must be a number from 0 to 1, got {layer_scale!r}")
 
 
@@ -41,8 +43,9 @@ scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at
         c (int): Input and output channels.
         n_win (int): Regions per axis for the attention.
         topk (int): Key regions each query region attends to.
-        num_heads (int, optional): Attention heads; ``max(c // 64, 1)`` (YOLO11's rule) when None.
-        mlp_ratio (float): MLP hidden width relative to ``c``.
+        num_heads (int, optional): Attention heads; when None, YOLO11's ``max(c // 64, 1)``, lowered to the nearest
+            divisor of ``c`` for widths it does not divide.
+        mlp_ratio (float): MLP hidden width relative to ``c``; ``int(c * mlp_ratio)`` must be at least 1.
         layer_scale (float): Initial gain of each residual branch; 0 (default) makes a new block the identity.
 
     Examples:
@@ -62,8 +65,11 @@ scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at
     ):
         super().__init__()
         check_layer_scale(layer_scale)
-        num_heads = max(c // 64, 1) if num_heads is None else num_heads
-        hidden = int(c * mlp_ratio)
+        if num_heads is None:
+            num_heads = next(h for h in range(max(c // 64, 1), 0, -1) if c % h == 0)
+        hidden = int(c * mlp_ratio) if isinstance(mlp_ratio, numbers.Real) else 0
+        if hidden < 1:
+            raise ValueError(f"mlp_ratio must give an MLP at least 1 channel wide: int({c} * {mlp_ratio!r}) < 1")
         self.pos = Conv(c, c, 3, g=c, act=False)
         self.attn = BiLevelRoutingAttention(c, num_heads=num_heads, attn_ratio=0.5, n_win=n_win, topk=topk)
         self.mlp = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
@@ -114,6 +120,8 @@ class C2PSA_BRA(C2PSA):
         if type(module) is not C2PSA or not all(type(b) is PSABlock for b in module.m):
             raise TypeError(f"expected a stock C2PSA of PSABlocks, got {type(module).__name__}")
         check_routing_args(n_win, topk)
+        for block in module.m:  # every check before the class changes: a refused call leaves the module stock
+            _check_heads(block.attn.proj.conv.out_channels, block.attn.num_heads)
         module.__class__ = cls
         module._route_attention(n_win, topk)
         return module
@@ -173,9 +181,10 @@ class C3k2_BRA(C3k2):
         """Turn a built stock ``C3k2`` into ``C3k2_BRA`` in place, adding the BRA refinement."""
         if type(module) is not C3k2:
             raise TypeError(f"expected a stock C3k2, got {type(module).__name__}")
-        check_routing_args(n_win, topk)
+        bra = BRA(module.c, n_win=n_win, topk=topk, layer_scale=layer_scale)  # raises before the module changes
+        like = next(module.parameters())
         module.__class__ = cls
-        module.bra = BRA(module.c, n_win=n_win, topk=topk, layer_scale=layer_scale)
+        module.bra = bra.to(device=like.device, dtype=like.dtype).train(module.training)
         return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
