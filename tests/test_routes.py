@@ -135,3 +135,54 @@ def test_routes_runs_end_to_end_on_a_wide_image(kind, image_file, tmp_path, caps
     assert main(["routes", f"model={model}", f"source={image_file}", "imgsz=96", f"out={out}",
                  "points=0.5,0.5/0.05,0.95"]) == 0
     assert capsys.readouterr().out.strip().endswith(str(out)) and out.is_file()
+
+
+def _formats() -> list[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})  # pgf needs a LaTeX install
+
+
+@pytest.mark.parametrize("name", ["routes.txt", "routes", "routes.pgf"])
+def test_out_without_an_image_extension_is_refused_before_any_model_work(name, image_file, tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setattr(routes, "_load_model", lambda spec: pytest.fail("loaded the model before checking out="))
+    out = tmp_path / name
+    assert main(["routes", "model=yolo11n-biformer.yaml", f"source={image_file}", "imgsz=64", f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("ultralytics-biformer routes: error:"))
+    assert f"out={out}" in line and ", ".join(f".{f}" for f in _formats()) in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_every_accepted_out_extension_saves(fmt, tmp_path):
+    name = f"routes.{fmt.upper()}"
+    assert parse_options([f"out={name}"], routes.OPTIONS, "routes")["out"] == name
+    image = routes.letterbox(np.full((50, 100, 3), 200, np.uint8), 128)
+    out = routes.draw(image, [_layer({})], [(40.0, 40.0)], ["layer 10"], "test", tmp_path / name)
+    assert out.stat().st_size > 0
+
+
+def test_points_on_the_far_edge_of_the_image_query_a_region_of_the_image(tmp_path, monkeypatch):
+    image = tmp_path / "wide.png"
+    cv2.imwrite(str(image), np.zeros((50, 100, 3), np.uint8))
+    drawn = {}
+
+    def draw(image_rgb, layers, points, titles, suptitle, out, content):
+        drawn.update(layers=layers, points=points, content=content)
+        return out
+
+    monkeypatch.setattr(routes, "draw", draw)
+    argv = ["routes", "model=yolo11n-biformer.yaml", f"source={image}", "imgsz=128", "points=0.5,1/1,0.5/1,1/0,0"]
+    assert main(argv) == 0
+    # 100x50 scaled by 128/100 to 128x64, centred: rows 32..96 hold the image, the rest is padding.
+    content = drawn["content"]
+    assert content == (0, 32, 128, 96)
+    x0, y0, x1, y1 = content
+    for px, py in drawn["points"]:
+        assert x0 <= px < x1 and y0 <= py < y1, (px, py)
+    for layer in drawn["layers"]:
+        for _, kind, box in routes.marked_regions(layer, drawn["points"], content):
+            if kind == "query":
+                assert routes._overlaps(box, content), f"{layer.name}: query region {box} is all padding"

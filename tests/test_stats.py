@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
+from ultralytics_biformer import stats
+from ultralytics_biformer.cli.report import paired_markdown, paired_rows
+from ultralytics_biformer.evaluation import TASK_METRICS
 from ultralytics_biformer.stats import paired_difference
 
-# Student-t 0.975 quantiles from a printed table (df = 2, 3, 4).
-T975 = {2: 4.303, 3: 3.182, 4: 2.776}
+# Student-t 0.975 quantiles from a printed table.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 30: 2.042}
 
 
 def test_hand_computed_case():
@@ -48,3 +55,76 @@ def test_one_seed_gives_no_verdict_and_none_gives_nothing():
     assert one.verdict == "no verdict possible with one seed"
     none = paired_difference({0: 0.3}, {1: 0.4})
     assert none.mean is None and none.seeds == () and none.verdict == "no paired runs yet"
+
+
+def test_t_quantile_matches_a_printed_table():
+    for df, value in T975.items():
+        assert stats._t_quantile_975(df) == pytest.approx(value, abs=5e-4), df
+
+
+def test_third_party_modules_stats_imports_are_declared_dependencies():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = {Requirement(r).name for r in pyproject["project"]["dependencies"]}
+    tree = ast.parse(inspect.getsource(stats))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    third_party = {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names)
+    # A clean install gets only what is declared: an undeclared import crashes the report after all the training.
+    assert third_party <= declared, f"stats.py imports, pyproject does not declare: {third_party - declared}"
+
+
+@pytest.mark.parametrize(
+    "baseline, model, mean",
+    [
+        ({0: 0.5, 1: 0.55}, {0: 0.525, 1: 0.575}, 0.025),  # one image of 40 more right on each seed: +1/40
+        ({0: 0.6, 1: 0.7, 2: 0.8}, {0: 0.55, 1: 0.65, 2: 0.75}, -0.05),
+    ],
+)
+def test_the_same_difference_on_every_seed_gives_no_verdict(baseline, model, mean):
+    d = paired_difference(baseline, model)
+    # The differences are equal on paper, so the interval measures no seed noise: no better or worse.
+    assert d.mean == pytest.approx(mean) and d.std == 0 and d.ci_low == d.ci_high == d.mean
+    assert d.verdict == "no verdict possible with the same difference on every seed"
+
+
+def test_identical_values_on_every_seed_are_no_detectable_difference():
+    d = paired_difference({0: 0.7, 1: 0.9}, {0: 0.7, 1: 0.9})
+    assert d.std == 0 and d.verdict == "no detectable difference"
+
+
+def test_non_finite_values_count_as_missing():
+    baseline = {0: 0.30, 1: 0.32, 2: 0.31, 3: 0.5, 4: float("nan")}
+    model = {0: 0.33, 1: float("nan"), 2: 0.32, 3: float("inf"), 4: 0.4}
+    d = paired_difference(baseline, model)
+    # seeds 0 and 2 remain: differences 0.03 and 0.01, mean 0.02, std |0.03 - 0.01| / sqrt(2)
+    assert d.seeds == (0, 2) and d.differences == pytest.approx((0.03, 0.01))
+    assert d.mean == pytest.approx(0.02) and d.std == pytest.approx(0.02 / math.sqrt(2))
+    half = T975[1] * d.std / math.sqrt(2)
+    assert d.ci_low == pytest.approx(0.02 - half, abs=1e-4) and d.verdict == "no detectable difference"
+    only_nan = paired_difference({0: float("nan"), 1: 0.5}, {0: 0.3, 1: float("-inf")})
+    assert only_nan.seeds == () and only_nan.mean is None
+
+
+def test_paired_runs_without_a_value_are_not_missing_runs():
+    # Both models ran on seeds 0 and 1, but recorded no small-object mAP (val holds no small objects).
+    d = paired_difference({0: None, 1: None}, {0: None, 1: None, 2: 0.1})
+    assert d.seeds == () and d.run_seeds == (0, 1) and d.mean is None
+    assert d.verdict == "n/a (no value for this metric on any paired seed)"
+    assert paired_difference({0: float("nan")}, {0: 0.2}).verdict == d.verdict
+    assert paired_difference({0: 0.3}, {}).verdict == "no paired runs yet"
+
+
+def test_report_says_why_a_verdict_is_missing():
+    task = TASK_METRICS["detect"]
+    baseline = {"model": "a.yaml", **{f"{m.key}_by_seed": {0: 0.5, 1: 0.55} for m in task.accuracy}}
+    model = {"model": "b.yaml", **{f"{m.key}_by_seed": {0: 0.525, 1: 0.575} for m in task.accuracy}}
+    baseline["map_small_by_seed"] = model["map_small_by_seed"] = {0: None, 1: None}
+    rows = [baseline, model]
+    lines = paired_markdown(rows, paired_rows(rows, task), task)
+    verdict = next(line for line in lines if line.startswith("- `b.yaml` vs `a.yaml`"))
+    assert "mAP50-95: **no verdict possible with the same difference on every seed** (+0.0250)" in verdict
+    assert "small objects: **n/a (no value for this metric on any paired seed)**" in verdict
+    assert "better" not in verdict and "no paired runs yet" not in verdict

@@ -3,7 +3,7 @@
 Two models trained with the same seed see the same data in the same order and start from the same random draws
 wherever their parameters coincide, so their per-seed difference cancels much of the seed-to-seed noise that each
 metric alone carries. The mean difference gets a two-sided 95% Student-t interval over seeds; the verdict is "better"
-or "worse" only when that interval excludes zero.
+or "worse" only when that interval excludes zero and the differences vary from seed to seed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ __all__ = ["PairedDifference", "paired_difference"]
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
 NO_VERDICT = "no verdict possible with one seed"
+NO_SPREAD = "no verdict possible with the same difference on every seed"
 NO_RUNS = "no paired runs yet"
+NO_VALUES = "n/a (no value for this metric on any paired seed)"
+
+# Differences equal on paper differ in their last bits after subtraction (0.525 - 0.5 != 0.575 - 0.55 in binary
+# floating point); a spread this small relative to the values is rounding, not seed noise.
+_ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,14 @@ class PairedDifference:
     """``model - baseline`` over the seeds both have, with its 95% confidence interval.
 
     Attributes:
-        seeds (tuple[int, ...]): The seeds with a value for both models.
+        seeds (tuple[int, ...]): The seeds with a finite value for both models.
         differences (tuple[float, ...]): Per-seed differences, in the order of ``seeds``.
         mean (float | None): Mean difference; None without seeds.
-        std (float | None): Sample standard deviation of the differences; None with fewer than two seeds.
+        std (float | None): Sample standard deviation of the differences, 0.0 where they differ only by floating-point
+            rounding; None with fewer than two seeds.
         ci_low (float | None): Lower end of the two-sided 95% Student-t interval of the mean; None below two seeds.
         ci_high (float | None): Upper end of that interval.
+        run_seeds (tuple[int, ...]): The seeds both models have a run for, with a value or not.
     """
 
     seeds: tuple[int, ...]
@@ -38,47 +46,62 @@ class PairedDifference:
     std: float | None
     ci_low: float | None
     ci_high: float | None
+    run_seeds: tuple[int, ...]
 
     @property
     def verdict(self) -> str:
-        """The verdict: better, worse, or no detectable difference, by whether the interval excludes zero."""
+        """The verdict: better, worse, or no detectable difference, by whether the interval excludes zero.
+
+        With the same difference on every seed the interval has zero width: it measures no seed noise, so it gives
+        no verdict of better or worse.
+        """
         if self.mean is None:
-            return NO_RUNS
+            return NO_VALUES if self.run_seeds else NO_RUNS
         if self.ci_low is None:
             return NO_VERDICT
-        if self.ci_low > 0:
-            return BETTER
-        if self.ci_high < 0:
-            return WORSE
-        return NO_DIFFERENCE
+        if self.ci_low <= 0 <= self.ci_high:
+            return NO_DIFFERENCE
+        if self.std == 0:
+            return NO_SPREAD
+        return BETTER if self.ci_low > 0 else WORSE
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def paired_difference(baseline: dict[int, float | None], model: dict[int, float | None]) -> PairedDifference:
     """Per-seed ``model - baseline`` differences, their mean, sample std and 95% t-interval.
 
+    A value that is None, NaN or infinite (e.g. a diverged run's metric) counts as missing: its seed is left out.
+
     Args:
-        baseline (dict[int, float | None]): The baseline's metric per seed; None where missing.
+        baseline (dict[int, float | None]): The baseline's metric per seed, for each seed it has a run for; None
+            where missing.
         model (dict[int, float | None]): The other model's metric per seed.
 
     Returns:
-        (PairedDifference): Computed over the seeds where both values exist.
+        (PairedDifference): Computed over the seeds where both values exist and are finite.
 
     Examples:
         >>> d = paired_difference({0: 0.30, 1: 0.32, 2: 0.31}, {0: 0.33, 1: 0.36, 2: 0.32})
         >>> round(d.mean, 4), round(d.std, 4), d.verdict
         (0.0267, 0.0153, 'no detectable difference')
     """
-    seeds = tuple(sorted(s for s in baseline if baseline[s] is not None and model.get(s) is not None))
+    run_seeds = tuple(sorted(s for s in baseline if s in model))
+    seeds = tuple(s for s in run_seeds if _usable(baseline[s]) and _usable(model[s]))
     differences = tuple(model[s] - baseline[s] for s in seeds)
     n = len(differences)
     if n == 0:
-        return PairedDifference(seeds, differences, None, None, None, None)
+        return PairedDifference(seeds, differences, None, None, None, None, run_seeds)
     mean = statistics.fmean(differences)
     if n == 1:
-        return PairedDifference(seeds, differences, mean, None, None, None)
+        return PairedDifference(seeds, differences, mean, None, None, None, run_seeds)
     std = statistics.stdev(differences)
+    if std <= _ROUNDING * max(abs(v) for s in seeds for v in (baseline[s], model[s])):
+        std = 0.0
     half_width = _t_quantile_975(n - 1) * std / math.sqrt(n)
-    return PairedDifference(seeds, differences, mean, std, mean - half_width, mean + half_width)
+    return PairedDifference(seeds, differences, mean, std, mean - half_width, mean + half_width, run_seeds)
 
 
 def _t_quantile_975(df: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import statistics
 from pathlib import Path
@@ -76,7 +77,8 @@ _COST_NOTES = """\
 - With several seeds, cells show mean +- sample standard deviation over seeds.
 - Paired differences: for each seed, the model's value minus the baseline's (the first model) trained with the same
   seed, hence the same data order; mean, sample std and a two-sided 95% Student-t interval over seeds. A verdict says
-  better or worse only where that interval excludes zero."""
+  better or worse only where that interval excludes zero and the differences vary over seeds (the same difference on
+  every seed measures no seed noise, so it gets no verdict)."""
 
 
 def _load(path: Path) -> dict | None:
@@ -84,7 +86,7 @@ def _load(path: Path) -> dict | None:
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
+    values = [v for v in values if v is not None and math.isfinite(v)]  # as stats.paired_difference counts them
     if not values:
         return None, None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None

@@ -32,6 +32,7 @@ __all__ = [
     "letterbox_box",
     "marked_regions",
     "run",
+    "to_input_pixels",
     "usage",
 ]
 
@@ -59,6 +60,17 @@ def _points(raw: str) -> list[tuple[float, float]]:
     return points
 
 
+def _image_file(raw: str) -> str:
+    """An output file name whose extension names an image format matplotlib saves, e.g. ``routes.png``."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    # pgf is left out: matplotlib writes it only through a LaTeX install, which most machines lack.
+    formats = sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})
+    if Path(raw).suffix.lower().lstrip(".") not in formats:
+        raise ValueError(f"expected an image file name ending in one of {', '.join('.' + f for f in formats)}")
+    return raw
+
+
 OPTIONS = [
     Option("model", text, None, "model with BRA layers: a biformer YAML (untrained) or a trained .pt (required)"),
     Option("source", text, None, "image file (required)"),
@@ -69,7 +81,7 @@ OPTIONS = [
         f"query points 'x,y/x,y/...' as fractions of the image width and height (default {DEFAULT_POINTS})",
     ),
     Option("imgsz", positive_int, 640, "inference size, rounded up to a multiple of 32"),
-    Option("out", text, None, "output PNG (default runs/routes/<source>-<model>.png)"),
+    Option("out", _image_file, None, "output image, .png, .pdf, .svg, ... (default runs/routes/<source>-<model>.png)"),
 ]
 
 
@@ -127,6 +139,16 @@ def letterbox_box(height: int, width: int, size: int) -> tuple[int, int, int, in
     nh, nw = round(height * r), round(width * r)
     top, left = (size - nh) // 2, (size - nw) // 2
     return left, top, left + nw, top + nh
+
+
+def to_input_pixels(points: list[tuple[float, float]], content: Box) -> list[tuple[float, float]]:
+    """Image-fraction points ``(x, y)`` as pixels of the letterboxed input whose image lies in ``content``.
+
+    The image's far edge (a fraction of 1) is where the padding begins, so it is kept on the last pixel of the image:
+    the point's region must be one of the image's.
+    """
+    x0, y0, x1, y1 = content
+    return [(min(x0 + x * (x1 - x0), x1 - 1), min(y0 + y * (y1 - y0), y1 - 1)) for x, y in points]
 
 
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
@@ -282,7 +304,7 @@ def draw(
     out: Path,
     content: Box | None = None,
 ) -> Path:
-    """Save :func:`figure` as a PNG at ``out``; return ``out``."""
+    """Save :func:`figure` at ``out``, in the image format its extension names; return ``out``."""
     fig = figure(image_rgb, layers, points, titles, suptitle, content)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -346,10 +368,9 @@ def run(tokens: list[str]) -> int:
     model = _load_model(values["model"])
     size = math.ceil(values["imgsz"] / 32) * 32
     content = letterbox_box(*image.shape[:2], size)
-    x0, y0, x1, y1 = content
     rgb = letterbox(image, size)[..., ::-1].copy()
     layers = capture_routes(model, rgb)
-    points = [(x0 + x * (x1 - x0), y0 + y * (y1 - y0)) for x, y in values["points"]]
+    points = to_input_pixels(values["points"], content)
     out = Path(values["out"] or Path("runs/routes") / f"{Path(values['source']).stem}-{Path(values['model']).stem}.png")
     titles = [_layer_title(model, layer.name) for layer in layers]
     suptitle = f"{values['model']}: key regions routed to each query region (dashed), imgsz {size}"
