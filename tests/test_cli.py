@@ -84,7 +84,7 @@ def test_compare_writes_table_csv_and_figure_for_every_model(compared):
     assert [row.split("`")[1] for row in rows] == MODELS
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 14 and "failed" not in cells, row
+        assert len(cells) == 15 and "failed" not in cells and cells[1] == "0", row
 
     with open(run_dir / "compare.csv", newline="") as f:
         summary = list(csv.DictReader(f))
@@ -239,6 +239,27 @@ def test_optimizer_names_are_taken_in_any_case_as_ultralytics_does(name):
     assert compare.optimizer_name(name) == name
 
 
+def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_values():
+    """A 3-seed baseline next to a 2-seed model reads like a comparison of means unless the table says which seeds
+    each mean covers; a NaN metric (a diverged run) counts as missing instead of breaking the report."""
+    from ultralytics_biformer.evaluation import TASK_METRICS
+
+    def row(model, values):
+        runs = [{"seed": seed, "map": value} for seed, value in values.items()]
+        return {"model": model, "label": model, "runs": runs, "bench": {}, "map_by_seed": values}
+
+    rows = [row("a.yaml", {0: 0.80, 1: 0.90, 2: 0.70}), row("b.yaml", {0: 0.81, 1: 0.91}), row("c.yaml", {})]
+    rows.append(row("d.yaml", {0: 0.82, 1: float("nan"), 2: 0.72}))
+    task = TASK_METRICS["detect"]
+    for r in rows:
+        for key, _, _ in report.run_metrics(task):
+            r[f"{key}_mean"], r[f"{key}_std"] = report._mean_std([run.get(key) for run in r["runs"]])
+    table, _ = report.markdown_table(rows, task)
+    cells = {line.split("`")[1]: [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]}
+    assert [cells[m][1] for m in ("a.yaml", "b.yaml", "c.yaml", "d.yaml")] == ["0, 1, 2", "0, 1", "-", "0, 1, 2"]
+    assert cells["d.yaml"][4] == "0.7700 ± 0.0707"  # mean and std of 0.82 and 0.72 alone
+
+
 @pytest.mark.parametrize("benches, line", [([None], "- latency: no benchmark recorded yet"), ([2, None], "2 thread(s)")])
 def test_report_header_states_latency_threads_only_when_measured(tmp_path, benches, line):
     settings = dict(data="d.yaml", preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
@@ -330,6 +351,35 @@ def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_
         compare._check_records(plan)
 
 
+def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch):
+    """data.yaml in the working directory is not the data.yaml of a record made anywhere else."""
+    monkeypatch.chdir(tmp_path)
+    model = compare.ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
+    recorded = {"model": "/old/cfg/v.yaml", "model_digest": "d1", "train_args": {"epochs": 1, "data": "/other/data.yaml"}}
+    plan = _plan_with_record(tmp_path / "run", model, recorded, epochs=1, data=str(tmp_path / "data.yaml"))
+    with pytest.raises(compare.ArgumentError, match="data: '/other/data.yaml' then"):
+        compare._check_records(plan)
+
+
+def test_benchmark_finds_weights_below_this_run_folder_or_says_they_are_missing(tmp_path, monkeypatch, capsys):
+    """Committed records name weights in the checkout that trained them, which another checkout does not have."""
+    model = compare.ModelEntry("v.yaml", str(tmp_path / "v.yaml"), "v", "d1")
+    record = {"model": "/old/v.yaml", "weights": "/old/clone/run/runs/v-seed1/weights/best.pt", "train_args": {}}
+    plan = _plan_with_record(tmp_path / "run", model, record)
+    plan.seeds = [0, 1]
+    plan.train_record(model, 0).rename(plan.train_record(model, 1))
+    assert compare._local_weights(plan, [plan.train_record(model, 1)]) is None
+    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a benchmark started without weights"))
+    compare._bench_all(plan)
+    assert "no weights of its recorded runs are here" in capsys.readouterr().out
+    assert "another checkout" in plan.failures["v-bench"]
+
+    here = tmp_path / "run" / "runs" / "v-seed1" / "weights" / "best.pt"
+    here.parent.mkdir(parents=True)
+    here.touch()
+    assert compare._local_weights(plan, [plan.train_record(model, 1)]) == str(here)
+
+
 @pytest.mark.parametrize(
     "recorded, reason",
     [
@@ -406,6 +456,9 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
         (["pretrained=yolo11n.pt"], "pretrained=yolo11n.pt: no such file. compare never downloads weights"),
         (["data=missing-data.yaml"], "data=missing-data.yaml:"),
         (["data=coco8.yaml"], "compare never downloads datasets"),
+        (["imgsz=100"], "imgsz=100: expected a multiple of 32, e.g. 96 or 128"),
+        (["seed=4294967295", "seeds=2"], "seeds must stay below 2**32"),
+        (["train=False", "name=typo"], "holds no finished run of these models and seeds"),
     ],
 )
 def test_bad_compare_arguments_stop_before_any_work(arguments, message, tmp_path, monkeypatch, capsys):
@@ -416,6 +469,33 @@ def test_bad_compare_arguments_stop_before_any_work(arguments, message, tmp_path
     assert message in err
     assert "ultralytics-biformer compare: error:" in err
     assert list(tmp_path.iterdir()) == []  # no run folder, no dataset generated
+
+
+def test_project_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["compare", f"project={tmp_path / 'afile'}", "train=False"]) == 2
+    assert "afile is a file" in capsys.readouterr().err
+
+
+def test_data_with_an_empty_val_split_is_refused(tmp_path, tiny_dataset, capsys):
+    """Ultralytics would find no val images only inside every worker, after training."""
+    data = tmp_path / "data.yaml"
+    (tmp_path / "val").mkdir()
+    data.write_text(tiny_dataset.read_text().replace("val: images/val", f"val: {tmp_path / 'val'}"))
+    assert main(["compare", f"data={data}", f"project={tmp_path}", "epochs=1"]) == 2
+    assert "holds no images" in capsys.readouterr().err
+
+
+def test_val_list_files_are_read_by_line(tmp_path):
+    """Ultralytics reads a list file one path per line, so paths with spaces must survive."""
+    folder = tmp_path / "my images"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    (folder / "images" / "a.jpg").touch()
+    (folder / "labels" / "a.txt").write_text("0 0.5 0.5 0.1 0.1 0.2 0.2\n")
+    (folder / "val.txt").write_text("./images/a.jpg\n")
+    assert compare._val_images({"val": str(folder / "val.txt")}, 5) == [folder / "images" / "a.jpg"]
+    assert compare._label_columns({"val": str(folder / "val.txt")}) == {7}
 
 
 def test_help_and_unknown_command(capsys):

@@ -107,7 +107,7 @@ def test_each_task_reports_its_own_metrics_and_every_cost_column(compared):
     task, run_dir, _ = compared
     header, rows = _table(run_dir)
     costs = ["PyTorch ms", "ONNX ms", "train s/epoch", "peak RSS MiB"]
-    assert header == ["Model", "Params (M)", "GFLOPs", *COLUMNS[task], *costs]
+    assert header == ["Model", "Seeds", "Params (M)", "GFLOPs", *COLUMNS[task], *costs]
     assert [row[0].strip("`") for row in rows] == DEFAULT_MODELS[task]
     for row in rows:
         assert len(row) == len(header) and "failed" not in row, row

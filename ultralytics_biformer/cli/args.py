@@ -84,6 +84,15 @@ def non_negative_int(raw: str) -> int:
     return _int_at_least(raw, 0)
 
 
+def image_size(raw: str) -> int:
+    """A positive multiple of 32, the largest stride of every YOLO11 and YOLO26 model (Ultralytics would round
+    another size up in training only, leaving validation and benchmarks at the size given)."""
+    value = positive_int(raw)
+    if value % 32:
+        raise ValueError(f"expected a multiple of 32, e.g. {max(value // 32, 1) * 32} or {-(-value // 32) * 32}")
+    return value
+
+
 def _int_at_least(raw: str, minimum: int) -> int:
     try:
         value = int(raw)

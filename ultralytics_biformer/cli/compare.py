@@ -36,6 +36,7 @@ from .args import (
     boolean,
     choice,
     comma_list,
+    image_size,
     non_negative_int,
     parse_options,
     positive_int,
@@ -158,7 +159,7 @@ OPTIONS = [
     Option("seed", non_negative_int, 0, "first training seed"),
     Option("jobs", positive_int, 1, "training runs at once, each in its own process (CPU: each gets cores/jobs threads)"),
     Option("epochs", positive_int, None, "training epochs (preset)"),
-    Option("imgsz", positive_int, None, "train, validation and latency image size (preset)"),
+    Option("imgsz", image_size, None, "train, validation and latency image size, a multiple of 32 (preset)"),
     Option("batch", positive_int, None, "training batch size (preset)"),
     Option("workers", non_negative_int, None, "dataloader workers (preset)"),
     Option("optimizer", optimizer_name, "auto", "Ultralytics optimizer, the same for every model"),
@@ -334,18 +335,21 @@ def resolve_models(specs: list[str] | None, task: str | None = None) -> tuple[li
     return entries, wanted
 
 
-def resolve_data(data: str | None, preset: Preset, task: str = "detect") -> str:
+def resolve_data(data: str | None, preset: Preset, task: str = "detect", train: bool = True) -> str:
     """The absolute ``data=`` path to train on; generates the bundled dataset if needed. Raises ArgumentError.
 
     Args:
         data (str | None): As given; None for the bundled dataset of the preset, with ``task``'s labels.
         preset (Preset): The preset, whose dataset size the bundled dataset has.
         task (str): The models' task, which the data must be for.
+        train (bool): False when only reporting: the bundled dataset is named, not generated.
     """
     if data is None:
-        from ..data.synthetic import ensure_dataset
+        from ..data.synthetic import dataset_path, ensure_dataset
 
         spec = replace(preset.dataset, task=task)
+        if not train:
+            return str(dataset_path(spec))
         return str(ensure_dataset(spec, log=lambda m: print(m, flush=True)))
     accepted = (
         f"Accepted for {task} models: {DATA_NEEDS[task]}, on disk (compare never downloads datasets), or no data= "
@@ -364,6 +368,8 @@ def resolve_data(data: str | None, preset: Preset, task: str = "detect") -> str:
         raise ArgumentError(f"data={data}: {message}. {accepted}") from None
     if problem := _wrong_task(info, task):
         raise ArgumentError(f"data={data} {problem}. {accepted}")
+    if train and not _val_images(info, 1):  # Ultralytics would find out in every worker, after training
+        raise ArgumentError(f"data={data}: its val split {info.get('val')} holds no images. {accepted}")
     return str(Path(info["yaml_file"]).resolve())
 
 
@@ -407,22 +413,30 @@ def _wrong_task(info: dict, task: str) -> str | None:
     return None
 
 
-def _label_columns(info: dict, limit: int = 50) -> set[int]:
-    """The numbers of values per label line over the first ``limit`` val images' label files."""
+def _val_images(info: dict, limit: int) -> list[Path]:
+    """Up to ``limit`` images of the val split: its folders' images, or the lines of its list files."""
     import itertools
 
-    from ultralytics.data.utils import IMG_FORMATS, img2label_paths
+    from ultralytics.data.utils import IMG_FORMATS
 
     images = []
     for split in info["val"] if isinstance(info.get("val"), list) else [info.get("val")]:
         split = Path(split or "")
         if split.is_dir():
             images += itertools.islice((f for f in split.rglob("*.*") if f.suffix[1:].lower() in IMG_FORMATS), limit)
-        elif split.is_file():  # a list of image paths, "./x" relative to the list's folder
-            lines = split.read_text().split()[:limit]
+        elif split.is_file():  # one image path per line (paths may hold spaces), "./x" relative to the list's folder
+            lines = [line.strip() for line in split.read_text().splitlines() if line.strip()][:limit]
             images += [split.parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
+    return images[:limit]
+
+
+def _label_columns(info: dict, limit: int = 50) -> set[int]:
+    """The numbers of values per label line over the first ``limit`` val images' label files."""
+    from ultralytics.data.utils import img2label_paths
+
+    images = _val_images(info, limit)
     columns = set()
-    for label in map(Path, img2label_paths([str(f) for f in images[:limit]])):
+    for label in map(Path, img2label_paths([str(f) for f in images])):
         if label.is_file():
             columns.update(len(line.split()) for line in label.read_text().splitlines() if line.strip())
     return columns
@@ -456,7 +470,8 @@ def _same_file(old: Any, new: Any) -> bool:
     for root in (Path.cwd(), cache_dir()):
         if Path(new).is_relative_to(root):
             tail = Path(new).relative_to(root).parts
-            return Path(old).parts[-len(tail) :] == tail
+            # A bare file name (data.yaml, best.pt) ends too many paths to identify one file.
+            return len(tail) > 1 and Path(old).parts[-len(tail) :] == tail
     return False
 
 
@@ -553,19 +568,23 @@ def make_plan(values: dict[str, Any]) -> Plan:
     preset = PRESETS[values["preset"]]
     models, task = resolve_models(values["models"], values["task"])
     device = _device_type(values["device"])
+    n_seeds = preset.seeds if values["seeds"] is None else values["seeds"]
+    seeds = list(range(values["seed"], values["seed"] + n_seeds))
+    if seeds[-1] >= 2**32:
+        raise ArgumentError(f"seed={values['seed']} with seeds={n_seeds}: seeds must stay below 2**32 (numpy's limit)")
+    # Other tasks get their own default folder, so that a detect comparison of the same preset is not overwritten.
+    default_name = values["preset"] if task == "detect" else f"{values['preset']}-{task}"
+    run_dir = (Path(values["project"]) / (values["name"] or default_name)).resolve()
+    if blocker := next((p for p in [run_dir, *run_dir.parents] if p.exists() and not p.is_dir()), None):
+        raise ArgumentError(f"project={values['project']}: {blocker} is a file, so {run_dir} cannot be a run folder")
     values = {**values, "pretrained": resolve_pretrained(values["pretrained"], task, values["train"])}
-    train_args = _train_args(values, preset, resolve_data(values["data"], preset, task))
+    train_args = _train_args(values, preset, resolve_data(values["data"], preset, task, values["train"]))
     bench_args = {
         "imgsz": train_args["imgsz"],
         "threads": values["threads"],
         "warmup": preset.warmup,
         "iters": preset.iters,
     }
-    # Other tasks get their own default folder, so that a detect comparison of the same preset is not overwritten.
-    default_name = values["preset"] if task == "detect" else f"{values['preset']}-{task}"
-    run_dir = (Path(values["project"]) / (values["name"] or default_name)).resolve()
-    n_seeds = preset.seeds if values["seeds"] is None else values["seeds"]
-    seeds = list(range(values["seed"], values["seed"] + n_seeds))
     settings = {
         "task": task,
         "preset": values["preset"],
@@ -691,6 +710,17 @@ def _train_all(plan: Plan) -> None:
             proc.wait()
 
 
+def _local_weights(plan: Plan, records: list[Path]) -> str | None:
+    """Weights of a recorded run that exist on this machine: where the record says, or, for records committed from
+    another checkout, at the same place below this run folder. Any seed does: cost does not depend on the weights."""
+    for record in records:
+        recorded = Path(json.loads(record.read_text())["weights"])
+        for path in (recorded, plan.run_dir / "runs" / recorded.parts[-3] / "weights" / recorded.name):
+            if path.is_file():
+                return str(path)
+    return None
+
+
 def _bench_all(plan: Plan) -> None:
     for j, model in enumerate(plan.models, 1):
         what = f"benchmark {j}/{len(plan.models)} {model.spec}"
@@ -702,9 +732,18 @@ def _bench_all(plan: Plan) -> None:
             plan.failures[f"{model.label}-bench"] = "not benchmarked: no training run finished"
             _say(f"{what}: skipped, no training run of it finished")
             continue
+        weights = _local_weights(plan, trained)
+        if weights is None:
+            plan.failures[f"{model.label}-bench"] = (
+                "not benchmarked: its records were made in another checkout, and weights are never committed with them"
+            )
+            _say(
+                f"{what}: skipped, no weights of its recorded runs are here (records made elsewhere); copy a run's "
+                f"runs/<model>-seed<N>/ folder into {plan.run_dir}, or delete one record to retrain that run"
+            )
+            continue
         log = plan.run_dir / "logs" / f"{model.label}-bench.log"
         _say(f"{what}: parameters, GFLOPs, PyTorch and ONNX Runtime latency (log: {log.relative_to(plan.run_dir)})")
-        weights = json.loads(trained[0].read_text())["weights"]
         code = _start("bench", plan.bench_job(model, weights), log).wait()
         if code != 0 or not plan.bench_record(model).is_file():
             plan.failures[f"{model.label}-bench"] = f"benchmark failed (worker exit code {code}); see {log}"
@@ -716,6 +755,11 @@ def run(tokens: list[str]) -> int:
     values = parse_options(tokens, OPTIONS, "compare")
     plan = make_plan(values)
     done = sum(plan.train_record(m, s).is_file() for m, s in plan.runs)
+    if not values["train"] and not done:
+        raise ArgumentError(
+            f"train=False: {plan.run_dir} holds no finished run of these models and seeds, so there is nothing to "
+            "report. Check project= and name=, or leave train=False out to train"
+        )
     _say(
         f"{len(plan.models)} models x {len(plan.seeds)} seeds = {len(plan.runs)} runs ({done} finished earlier) "
         f"in {plan.run_dir}\n  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "

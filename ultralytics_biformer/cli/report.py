@@ -74,7 +74,8 @@ _COST_NOTES = """\
 - train s/epoch: mean wall time of an epoch's training pass, validation excluded.
 - peak RSS MiB: peak resident memory of the training process (ru_maxrss; includes the Python, PyTorch and
   Ultralytics runtime, excludes dataloader worker processes).
-- With several seeds, cells show mean +- sample standard deviation over seeds.
+- With several seeds, cells show mean +- sample standard deviation over the seeds in the Seeds column; models with
+  different seeds there do not compare by these means: the paired table below compares them seed by seed.
 - Paired differences: for each seed, the model's value minus the baseline's (the first model) trained with the same
   seed, hence the same data order; mean, sample std and a two-sided 95% Student-t interval over seeds. A verdict says
   better or worse only where that interval excludes zero and the differences vary over seeds (the same difference on
@@ -123,6 +124,7 @@ def markdown_table(
     accuracy = [(m.key, m.title, m.digits) for m in task.accuracy]
     header = [
         "Model",
+        "Seeds",
         "Params (M)",
         "GFLOPs",
         *(title for _, title, _ in accuracy),
@@ -132,7 +134,7 @@ def markdown_table(
     ]
     pretrained = any("transferred" in run for row in rows for run in row["runs"])
     if pretrained:
-        header.insert(1, "From checkpoint")
+        header.insert(2, "From checkpoint")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     notes = []
     failed = {key.rsplit("-", 1)[0] for key in failures or {}}  # labels with a failed run or benchmark
@@ -151,6 +153,8 @@ def markdown_table(
             onnx = f"failed [{len(notes)}]"
         cells = [
             f"`{row['model']}`",
+            # Means over different seed sets do not compare (the paired table pairs seeds); the column says which.
+            ", ".join(str(r["seed"]) for r in row["runs"]) or "-",
             _number(bench["params"] / 1e6 if bench else None, 2, absent),
             _number(bench.get("gflops"), 2, absent),
             *(metric[key] for key, _, _ in accuracy),
@@ -159,7 +163,7 @@ def markdown_table(
             *(metric[key] for key, _, _ in COST_METRICS),
         ]
         if pretrained:
-            cells.insert(1, _transferred(row["runs"]))
+            cells.insert(2, _transferred(row["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), notes
 
@@ -167,6 +171,8 @@ def markdown_table(
 def _transferred(runs: list[dict]) -> str:
     """Tensors a model took from the shared checkpoint, of the checkpoint's tensors (the same for every seed)."""
     counts = {(r["transferred"], r["checkpoint_tensors"]) for r in runs if "transferred" in r}
+    if not runs:
+        return "-"  # not trained yet
     return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "DatasetSpec",
     "cache_dir",
     "cached_dataset",
+    "dataset_path",
     "ensure_dataset",
     "generate_dataset",
     "render_image",
@@ -138,6 +139,11 @@ def _data_path(spec: DatasetSpec, folder: Path) -> Path:
 def _done_marker(spec: DatasetSpec, folder: Path) -> Path:
     """The file written last, whose presence marks a complete dataset."""
     return folder / ("dataset.json" if spec.task == "classify" else "data.yaml")
+
+
+def dataset_path(spec: DatasetSpec) -> Path:
+    """The ``data=`` path ``spec``'s dataset has in the cache, whether it is generated yet or not."""
+    return _data_path(spec, cache_dir() / "datasets" / spec.folder_name)
 
 
 def cached_dataset(spec: DatasetSpec, root: Path | None = None) -> Path | None:
