@@ -361,6 +361,16 @@ def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch
         compare._check_records(plan)
 
 
+def test_resume_takes_device_cpu_for_the_default_device_on_a_cpu_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "_device_type", lambda device: "cpu" if device in (None, "cpu") else "cuda")
+    model = compare.ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
+    train_args = {"epochs": 1, "seed": 0, "name": "v-seed0"}
+    recorded = {"model": str(tmp_path / "cfg" / "v.yaml"), "model_digest": "d1", "train_args": train_args}
+    compare._check_records(_plan_with_record(tmp_path / "run", model, recorded, epochs=1, device="cpu"))
+    with pytest.raises(compare.ArgumentError, match="device: None then, '0' now"):
+        compare._check_records(_plan_with_record(tmp_path / "run2", model, recorded, epochs=1, device="0"))
+
+
 def test_benchmark_finds_weights_below_this_run_folder_or_says_they_are_missing(tmp_path, monkeypatch, capsys):
     """Committed records name weights in the checkout that trained them, which another checkout does not have."""
     model = compare.ModelEntry("v.yaml", str(tmp_path / "v.yaml"), "v", "d1")

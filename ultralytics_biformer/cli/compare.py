@@ -506,6 +506,10 @@ def _check_records(plan: Plan) -> None:
         for setting in ("data", "pretrained"):
             if setting in new and _same_file(old.get(setting), new[setting]):
                 old[setting] = new[setting]
+        if old.get("device") != new.get("device") and _device_type(old.get("device")) == "cpu" == _device_type(
+            new.get("device")
+        ):  # device=cpu named now, or left to default then, on a machine where the default is the CPU
+            old.pop("device", None), new.pop("device", None)
         if old != new:
             raise ArgumentError(
                 f"{plan.run_dir} holds a finished {what} made with other settings "
