@@ -170,9 +170,9 @@ def markdown_table(
 
 def _transferred(runs: list[dict]) -> str:
     """Tensors a model took from the shared checkpoint, of the checkpoint's tensors (the same for every seed)."""
-    counts = {(r["transferred"], r["checkpoint_tensors"]) for r in runs if "transferred" in r}
     if not runs:
         return "-"  # not trained yet
+    counts = {(r["transferred"], r["checkpoint_tensors"]) for r in runs if "transferred" in r}
     return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
 
 
