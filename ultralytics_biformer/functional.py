@@ -185,11 +185,11 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     Returns:
         (torch.Tensor): ``(B, regions, min(topk, regions))`` int64 key-region indices, best first.
     """
-    if q.dim() != 4 or k.shape != q.shape:
+    if not torch.jit.is_tracing() and (q.dim() != 4 or k.shape != q.shape):  # traced sizes would freeze
         raise ValueError(f"q and k must share one shape (B, C, H, W), got q {tuple(q.shape)} and k {tuple(k.shape)}")
     check_routing_args(n_win, topk)
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
-    if q.shape[0] == 0 and not torch.jit.is_tracing():  # reshapes to -1 cannot infer a size from an empty batch
+    if not torch.jit.is_tracing() and q.shape[0] == 0:  # reshapes to -1 cannot infer a size from an empty batch
         return torch.empty(0, grid.num_regions, min(topk, grid.num_regions), dtype=torch.long, device=q.device)
     real = _real_token_mask(grid, q.device)
     q, k = _to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid)
@@ -355,7 +355,7 @@ def routing_attention_heads(
     """
     tracing = torch.jit.is_tracing()  # sizes below are then traced tensors, and size-dependent shortcuts are off
     batch, num_heads, dv = q.shape[0], q.shape[1], v.shape[2]
-    if batch == 0 and not tracing:  # reshapes to -1 cannot infer a size from an empty batch
+    if not tracing and batch == 0:  # reshapes to -1 cannot infer a size from an empty batch (a traced size is a tensor)
         return v.flatten(1, 2).clone()
     grid = region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
