@@ -378,7 +378,7 @@ def test_benchmark_finds_weights_below_this_run_folder_or_says_they_are_missing(
     plan = _plan_with_record(tmp_path / "run", model, record)
     plan.seeds = [0, 1]
     plan.train_record(model, 0).rename(plan.train_record(model, 1))
-    assert compare._local_weights(plan, [plan.train_record(model, 1)]) is None
+    assert compare._local_weights(plan, model, [1]) is None
     monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a benchmark started without weights"))
     compare._bench_all(plan)
     assert "no weights of its recorded runs are here" in capsys.readouterr().out
@@ -387,7 +387,7 @@ def test_benchmark_finds_weights_below_this_run_folder_or_says_they_are_missing(
     here = tmp_path / "run" / "runs" / "v-seed1" / "weights" / "best.pt"
     here.parent.mkdir(parents=True)
     here.touch()
-    assert compare._local_weights(plan, [plan.train_record(model, 1)]) == str(here)
+    assert compare._local_weights(plan, model, [1]) == str(here)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-__all__ = ["PairedDifference", "paired_difference"]
+__all__ = ["PairedDifference", "paired_difference", "usable"]
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
 NO_VERDICT = "no verdict possible with one seed"
@@ -66,7 +66,8 @@ class PairedDifference:
         return BETTER if self.ci_low > 0 else WORSE
 
 
-def _usable(value: float | None) -> bool:
+def usable(value: float | None) -> bool:
+    """Whether a metric value counts: neither missing (None) nor NaN or infinite (e.g. a diverged run's)."""
     return value is not None and math.isfinite(value)
 
 
@@ -89,7 +90,7 @@ def paired_difference(baseline: dict[int, float | None], model: dict[int, float 
         (0.0267, 0.0153, 'no detectable difference')
     """
     run_seeds = tuple(sorted(s for s in baseline if s in model))
-    seeds = tuple(s for s in run_seeds if _usable(baseline[s]) and _usable(model[s]))
+    seeds = tuple(s for s in run_seeds if usable(baseline[s]) and usable(model[s]))
     differences = tuple(model[s] - baseline[s] for s in seeds)
     n = len(differences)
     if n == 0:

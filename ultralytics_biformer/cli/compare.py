@@ -714,12 +714,12 @@ def _train_all(plan: Plan) -> None:
             proc.wait()
 
 
-def _local_weights(plan: Plan, records: list[Path]) -> str | None:
-    """Weights of a recorded run that exist on this machine: where the record says, or, for records committed from
-    another checkout, at the same place below this run folder. Any seed does: cost does not depend on the weights."""
-    for record in records:
-        recorded = Path(json.loads(record.read_text())["weights"])
-        for path in (recorded, plan.run_dir / "runs" / recorded.parts[-3] / "weights" / recorded.name):
+def _local_weights(plan: Plan, model: ModelEntry, seeds: list[int]) -> str | None:
+    """Weights of a recorded run of ``model`` that exist on this machine: where its record says, or, for records
+    committed from another checkout, in this plan's folder of that run. Any seed does: cost does not depend on them."""
+    for seed in seeds:
+        recorded = Path(json.loads(plan.train_record(model, seed).read_text())["weights"])
+        for path in (recorded, plan.run_folder(model, seed) / "weights" / recorded.name):
             if path.is_file():
                 return str(path)
     return None
@@ -731,12 +731,12 @@ def _bench_all(plan: Plan) -> None:
         if plan.bench_record(model).is_file():
             _say(f"{what}: finished earlier, skipping")
             continue
-        trained = [plan.train_record(model, s) for s in plan.seeds if plan.train_record(model, s).is_file()]
+        trained = [s for s in plan.seeds if plan.train_record(model, s).is_file()]
         if not trained:
             plan.failures[f"{model.label}-bench"] = "not benchmarked: no training run finished"
             _say(f"{what}: skipped, no training run of it finished")
             continue
-        weights = _local_weights(plan, trained)
+        weights = _local_weights(plan, model, trained)
         if weights is None:
             plan.failures[f"{model.label}-bench"] = (
                 "not benchmarked: its records were made in another checkout, and weights are never committed with them"

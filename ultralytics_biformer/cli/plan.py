@@ -67,8 +67,12 @@ class Plan:
     def log_file(self, model: ModelEntry, seed: int) -> Path:
         return self.run_dir / "logs" / f"{model.label}-seed{seed}.log"
 
+    def run_folder(self, model: ModelEntry, seed: int) -> Path:
+        """Where Ultralytics writes the run: its ``project/name``."""
+        return self.run_dir / "runs" / f"{model.label}-seed{seed}"
+
     def results_csv(self, model: ModelEntry, seed: int) -> Path:
-        return self.run_dir / "runs" / f"{model.label}-seed{seed}" / "results.csv"
+        return self.run_folder(model, seed) / "results.csv"
 
     def train_record(self, model: ModelEntry, seed: int) -> Path:
         return self.run_dir / "records" / f"{model.label}-seed{seed}.json"
@@ -80,8 +84,8 @@ class Plan:
         args = {
             **self.train_args,
             "seed": seed,
-            "project": str(self.run_dir / "runs"),
-            "name": f"{model.label}-seed{seed}",
+            "project": str(self.run_folder(model, seed).parent),
+            "name": self.run_folder(model, seed).name,
         }
         job = {
             "model": model.source,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 from ..evaluation import TaskMetrics
-from ..stats import paired_difference
+from ..stats import paired_difference, usable
 from .plan import Plan
 
 __all__ = ["collect", "paired_markdown", "paired_rows", "write_report"]
@@ -87,7 +86,7 @@ def _load(path: Path) -> dict | None:
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None and math.isfinite(v)]  # as stats.paired_difference counts them
+    values = [v for v in values if usable(v)]
     if not values:
         return None, None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None

@@ -141,9 +141,13 @@ def _done_marker(spec: DatasetSpec, folder: Path) -> Path:
     return folder / ("dataset.json" if spec.task == "classify" else "data.yaml")
 
 
+def _datasets_root(root: Path | None) -> Path:
+    return Path(root) if root is not None else cache_dir() / "datasets"
+
+
 def dataset_path(spec: DatasetSpec) -> Path:
     """The ``data=`` path ``spec``'s dataset has in the cache, whether it is generated yet or not."""
-    return _data_path(spec, cache_dir() / "datasets" / spec.folder_name)
+    return _data_path(spec, _datasets_root(None) / spec.folder_name)
 
 
 def cached_dataset(spec: DatasetSpec, root: Path | None = None) -> Path | None:
@@ -153,7 +157,7 @@ def cached_dataset(spec: DatasetSpec, root: Path | None = None) -> Path | None:
         spec (DatasetSpec): The dataset to look for.
         root (Path, optional): Folder holding the datasets; ``cache_dir() / "datasets"`` when None.
     """
-    final = (Path(root) if root is not None else cache_dir() / "datasets") / spec.folder_name
+    final = _datasets_root(root) / spec.folder_name
     return _data_path(spec, final) if _done_marker(spec, final).is_file() else None
 
 
@@ -174,7 +178,7 @@ def ensure_dataset(
         (Path): The dataset's ``data.yaml``, or for ``task="classify"`` its folder; usable as Ultralytics' ``data=``.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
-    root = Path(root) if root is not None else cache_dir() / "datasets"
+    root = _datasets_root(root)
     if (cached := cached_dataset(spec, root)) is not None:
         return cached
     final = root / spec.folder_name

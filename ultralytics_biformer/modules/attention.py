@@ -53,11 +53,8 @@ class BiLevelRoutingAttention(Attention):
 
     def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
         _check_heads(dim, num_heads, attn_ratio)
-        super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
-        self._set_routing(n_win, topk)
-
-    def _set_routing(self, n_win: int, topk: int) -> None:
         check_routing_args(n_win, topk)
+        super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
         self.n_win, self.topk = n_win, topk
 
     @classmethod
@@ -69,7 +66,7 @@ class BiLevelRoutingAttention(Attention):
         _check_heads(attn.proj.conv.out_channels, attn.num_heads)  # stock Attention would fail only at run time
         check_routing_args(n_win, topk)
         attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
-        attn._set_routing(n_win, topk)
+        attn.n_win, attn.topk = n_win, topk
         return attn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
