@@ -452,6 +452,81 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
     assert launched[0][1].endswith("yolo11n-biformer-seed0.json")
 
 
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, tmp_path, monkeypatch, capsys):
+    from ultralytics.utils.callbacks import base
+
+    from ultralytics_biformer.cli import worker
+
+    args = ["compare", "models=yolo11n-biformer.yaml", f"data={tiny_data}", "epochs=3", "imgsz=64", "batch=4"]
+    args += ["workers=0", f"project={tmp_path}", "name=resume"]
+    plan = compare.make_plan(compare.parse_options(args[1:], compare.OPTIONS, "compare"))
+    job = plan.train_job(plan.models[0], 0)
+    compare._job_file(job).parent.mkdir(parents=True)
+    compare._job_file(job).write_text(json.dumps(job))  # as compare writes it before starting the worker
+
+    def stop_after_first_epoch(trainer):
+        raise _Interrupted
+
+    with monkeypatch.context() as mp:
+        mp.setitem(base.default_callbacks, "on_model_save", [stop_after_first_epoch])
+        with pytest.raises(_Interrupted):
+            worker.train(job)
+    run = plan.run_folder(plan.models[0], 0)
+    assert compare._epochs_done(run / "results.csv") == 1 and not plan.train_record(plan.models[0], 0).exists()
+
+    assert main(args) == 0
+    assert "seed 0: resuming after epoch 1 of 3" in capsys.readouterr().out
+    record = json.loads(plan.train_record(plan.models[0], 0).read_text())
+    assert record["resumed_from_epoch"] == 1 and record["epochs_run"] == 3
+    assert record["curves"]["epoch"] == [1.0, 2.0, 3.0]
+    assert "resuming" in plan.log_file(plan.models[0], 0).read_text()
+
+
+def test_resume_needs_the_same_job_and_a_checkpoint_that_can_continue(tmp_path):
+    import torch
+
+    from ultralytics_biformer.cli import worker
+
+    model = compare.ModelEntry("m.yaml", "m.yaml", "m", digest="abc")
+    plan = compare.Plan(tmp_path / "run", [model], [0], {"epochs": 3}, {"imgsz": 64}, {"device": "cpu"})
+    job = plan.train_job(model, 0)
+    last = plan.run_folder(model, 0) / "weights" / "last.pt"
+    last.parent.mkdir(parents=True)
+    compare._job_file(job).parent.mkdir(parents=True, exist_ok=True)
+    compare._job_file(job).write_text(json.dumps(job))
+
+    torch.save({"epoch": 1, "optimizer": {"state": {}}}, last)  # two of three epochs done
+    assert compare._train_job(plan, model, 0) == ({**job, "resume": str(last)}, 2)
+    for checkpoint in (
+        {"epoch": -1, "optimizer": None},  # finished and stripped
+        {"epoch": 2, "optimizer": {"state": {}}},  # all three epochs done
+        {"epoch": 0},  # weights only
+    ):
+        torch.save(checkpoint, last)
+        assert compare._train_job(plan, model, 0) == (job, None), checkpoint
+    last.write_bytes(b"cut short")
+    assert worker.resumable_epochs(last, 3) is None
+
+    torch.save({"epoch": 0, "optimizer": {"state": {}}}, last)
+    for changed in ({"model_digest": "edited"}, {"train_args": {**job["train_args"], "lr0": 0.5}}):
+        compare._job_file(job).write_text(json.dumps({**job, **changed}))
+        assert compare._train_job(plan, model, 0) == (job, None), changed
+
+
+def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
+    from ultralytics_biformer.cli import worker
+
+    results = tmp_path / "results.csv"
+    results.write_text("epoch,time,metric\n1,1.0,0.1\n2,2.0,0.2\n3,3.0,0.3\n")
+    worker._drop_rows_after(results, 2)
+    assert results.read_text() == "epoch,time,metric\n1,1.0,0.1\n2,2.0,0.2\n"
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

@@ -7,7 +7,10 @@ Ultralytics trainer and reports its own metrics (see :data:`ultralytics_biformer
 Every model is trained with the same data, seed(s), epochs, imgsz, batch, optimizer and Ultralytics' default
 augmentation, deterministically where Ultralytics allows. Each training run and each benchmark runs in its own worker
 process (see :mod:`.worker`) and leaves a JSON record under ``<project>/<name>/records``; a re-run of the same command
-skips every run that has a record, so an interrupted comparison resumes where it stopped. All arguments are checked
+skips every run that has a record, and a run interrupted part-way through the same job resumes from its ``last.pt``
+through Ultralytics' resume (its record says after which epoch), so an interrupted comparison loses at most an epoch.
+A resumed run's augmentation draws restart with its seed, so it matches an uninterrupted run only up to the epoch it
+resumed after. All arguments are checked
 before anything trains. The results are written as ``compare.md``, ``compare.csv``, ``runs.csv`` and ``compare.png``
 (see :mod:`.report`).
 """
@@ -610,17 +613,39 @@ def _say(message: str) -> None:
     print(f"[ultralytics-biformer compare] {message}", flush=True)
 
 
+def _job_file(job: dict) -> Path:
+    return Path(job["record"]).with_suffix(".job.json")
+
+
 def _start(kind: str, job: dict, log: Path) -> subprocess.Popen:
-    """Start one worker job in a fresh process whose output goes to ``log``."""
+    """Start one worker job in a fresh process whose output goes to ``log`` (appended to, for a resumed run)."""
     from .offline import OFFLINE_ENV
 
-    job_file = Path(job["record"]).with_suffix(".job.json")
+    job_file = _job_file(job)
     job_file.parent.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps(job, indent=2))
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ultralytics_biformer.cli.worker", kind, str(job_file)]
-    with open(log, "w") as out:  # the child keeps its own handle
+    with open(log, "a" if job.get("resume") else "w") as out:  # the child keeps its own handle
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE_ENV})
+
+
+def _train_job(plan: Plan, model: ModelEntry, seed: int) -> tuple[dict, int | None]:
+    """A run's training job, and the epochs it resumes after: an interrupted attempt at the same job (its job file
+    names the same model digest and training arguments) left a ``last.pt`` that Ultralytics can resume."""
+    from .worker import resumable_epochs
+
+    job = plan.train_job(model, seed)
+    last = plan.run_folder(model, seed) / "weights" / "last.pt"
+    try:
+        before = json.loads(_job_file(job).read_text())
+    except (OSError, ValueError):
+        return job, None
+    same_job = all(before.get(key) == job[key] for key in ("model_digest", "train_args"))
+    done = resumable_epochs(last, job["train_args"]["epochs"]) if same_job and last.is_file() else None
+    if done:
+        job["resume"] = str(last)
+    return job, done
 
 
 def _minutes(seconds: float) -> str:
@@ -652,13 +677,14 @@ class _Progress:
         self._clear()
         _say(message)
 
-    def start(self, i: int, model: ModelEntry, seed: int) -> None:
-        self.started[(model.label, seed)] = time.monotonic()
+    def start(self, i: int, model: ModelEntry, seed: int, resumed_from: int | None = None) -> None:
+        self.started[(model.label, seed)] = (time.monotonic(), resumed_from or 0)
         log = self.plan.log_file(model, seed).relative_to(self.plan.run_dir)
-        self.say(f"run {i}/{self.total} {model.spec} seed {seed}: training (log: {log})")
+        what = f"resuming after epoch {resumed_from} of {self.plan.train_args['epochs']}" if resumed_from else "training"
+        self.say(f"run {i}/{self.total} {model.spec} seed {seed}: {what} (log: {log})")
 
     def end(self, i: int, model: ModelEntry, seed: int, code: int) -> None:
-        took = _minutes(time.monotonic() - self.started.pop((model.label, seed)))
+        took = _minutes(time.monotonic() - self.started.pop((model.label, seed))[0])
         what = f"run {i}/{self.total} {model.spec} seed {seed}"
         record = self.plan.train_record(model, seed)
         if code == 0 and record.is_file():
@@ -676,8 +702,9 @@ class _Progress:
         parts = []
         for model, seed in running:
             done, total = _epochs_done(self.plan.results_csv(model, seed)), self.plan.train_args["epochs"]
-            elapsed = time.monotonic() - self.started[(model.label, seed)]
-            eta = f", ETA {_minutes(elapsed / done * (total - done))}" if done else ""
+            started, done_before = self.started[(model.label, seed)]
+            elapsed, done_now = time.monotonic() - started, done - done_before
+            eta = f", ETA {_minutes(elapsed / done_now * (total - done))}" if done_now > 0 else ""
             parts.append(f"{model.label} s{seed} epoch {done}/{total}{eta}")
         print("\r\033[K" + " | ".join(parts), end="", flush=True)
 
@@ -696,8 +723,9 @@ def _train_all(plan: Plan) -> None:
         while pending or running:
             while pending and len(running) < plan.jobs:
                 i, model, seed = pending.pop(0)
-                progress.start(i, model, seed)
-                running[_start("train", plan.train_job(model, seed), plan.log_file(model, seed))] = (i, model, seed)
+                job, resumed_from = _train_job(plan, model, seed)
+                progress.start(i, model, seed, resumed_from)
+                running[_start("train", job, plan.log_file(model, seed))] = (i, model, seed)
             time.sleep(1.0)
             for proc in [p for p in running if p.poll() is not None]:
                 i, model, seed = running.pop(proc)

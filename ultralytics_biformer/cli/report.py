@@ -36,6 +36,7 @@ def run_columns(task: TaskMetrics) -> list[str]:
         *(key for key, _, _ in run_metrics(task)),
         "train_seconds",
         "epochs_run",
+        "resumed_from_epoch",
         "transferred",
         "checkpoint_tensors",
         "peak_cuda_mib",

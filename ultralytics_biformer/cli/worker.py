@@ -7,7 +7,8 @@ interrupted comparison loses at most the job in progress.
 - ``train``: trains one model with one seed through Ultralytics (the stock trainer of the model's task), then validates
   its best weights once with the task's validator, which for tasks with boxes also scores COCO area buckets, and
   records the task's metrics (see :data:`ultralytics_biformer.evaluation.TASK_METRICS`), per-epoch curves, training
-  time per epoch and peak memory.
+  time per epoch and peak memory. A job with ``resume`` (the ``last.pt`` of the same job, interrupted) continues that
+  training through Ultralytics' own resume, and its record says from which epoch.
 - ``bench``: measures one trained model: parameters, GFLOPs, and CPU latency at batch 1 in PyTorch (fused) and, after
   ONNX export, in ONNX Runtime, with the same thread count for both (timed by :mod:`ultralytics_biformer.latency`).
   A failed export is recorded, not raised.
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "write_json"]
+__all__ = ["main", "resumable_epochs", "write_json"]
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -103,6 +104,32 @@ def _transfer_counts(checkpoint: str, model) -> dict:
     }
 
 
+def resumable_epochs(last: Path, epochs: int) -> int | None:
+    """The epochs an interrupted run's ``last.pt`` holds, if Ultralytics can resume it to ``epochs``: a training
+    checkpoint (optimizer state kept) short of the final epoch. None otherwise, a file cut short by the interruption
+    included."""
+    import torch
+
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - any unreadable checkpoint means training starts again
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None:
+        return None  # a finished run's stripped checkpoint, or not a training checkpoint at all
+    done = ckpt.get("epoch", -1) + 1
+    return done if 0 < done < epochs else None
+
+
+def _drop_rows_after(results_csv: Path, epochs: int) -> None:
+    """Keep the first ``epochs`` epochs of ``results.csv``: Ultralytics appends to it on resume, and a run stopped
+    between writing an epoch's row and saving ``last.pt`` would log that epoch twice."""
+    if not results_csv.is_file():
+        return
+    lines = results_csv.read_text().splitlines(keepends=True)
+    kept = [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= epochs]
+    results_csv.write_text("".join(lines[:1] + kept))
+
+
 def train(job: dict) -> dict:
     """Train one model with one seed; return its record (see the module docstring)."""
     import torch
@@ -111,14 +138,19 @@ def train(job: dict) -> dict:
     from ..evaluation import TASK_METRICS
 
     args = job["train_args"]
-    model, timer = YOLO(job["model"]), _EpochTimer()
+    resumed_from = resumable_epochs(Path(job["resume"]), args["epochs"]) if job.get("resume") else None
+    if resumed_from:
+        print(f"resuming {job['resume']} after epoch {resumed_from} of {args['epochs']}", flush=True)
+        _drop_rows_after(Path(args["project"]) / args["name"] / "results.csv", resumed_from)
+    model, timer = YOLO(job["resume"] if resumed_from else job["model"]), _EpochTimer()
     model.add_callback("on_train_epoch_start", timer.start)
     model.add_callback("on_train_epoch_end", timer.end)
     threads = job.get("threads")
     if threads:  # Ultralytics sets its own CPU thread count when it selects the device, just before this callback
         model.add_callback("on_pretrain_routine_start", lambda trainer: torch.set_num_threads(threads))
     started = time.perf_counter()
-    model.train(**args)
+    # A resumed run takes every setting from its checkpoint, which the same job wrote.
+    model.train(resume=True) if resumed_from else model.train(**args)
     train_seconds = time.perf_counter() - started
     trainer = model.trainer
     record = {
@@ -128,7 +160,8 @@ def train(job: dict) -> dict:
         "train_args": args,
         "save_dir": str(trainer.save_dir),
         "weights": str(trainer.best if trainer.best.exists() else trainer.last),
-        "epochs_run": len(timer.durations),
+        "epochs_run": (resumed_from or 0) + len(timer.durations),
+        "resumed_from_epoch": resumed_from,  # train_seconds and epoch_seconds then cover only the later epochs
         "train_seconds": round(train_seconds, 2),
         "epoch_seconds": round(sum(timer.durations) / max(len(timer.durations), 1), 3),
         "peak_rss_mib": _peak_rss_mib(),
