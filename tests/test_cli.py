@@ -269,6 +269,17 @@ def test_report_header_states_latency_threads_only_when_measured(tmp_path, bench
     assert any(line in text for text in header) and not any("?" in text for text in header)
 
 
+def test_report_header_names_the_runs_that_resumed_and_after_which_epoch(tmp_path):
+    settings = dict(data="d.yaml", preset="study", epochs=9, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
+    plan = compare.Plan(tmp_path, [], [0, 1], {}, {}, {**settings, "device": "cpu", "seeds": [0, 1]})
+    runs = [{"seed": 0, "resumed_from_epoch": None}, {"seed": 1, "resumed_from_epoch": 4}]
+    header = "\n".join(report._settings_lines(plan, [{"model": "m.yaml", "runs": runs, "bench": {}}]))
+    assert "resumed after an interruption" in header and "`m.yaml` seed 1 after epoch 4" in header
+    assert "seed 0 after" not in header
+    uninterrupted = [{"model": "m.yaml", "runs": runs[:1], "bench": {}}]
+    assert "resumed" not in "\n".join(report._settings_lines(plan, uninterrupted))
+
+
 def test_report_header_names_paths_below_the_working_directory_relatively(tmp_path, monkeypatch):
     """Committed reports should not carry one machine's absolute paths."""
     monkeypatch.chdir(tmp_path)
@@ -485,6 +496,8 @@ def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, 
     assert record["resumed_from_epoch"] == 1 and record["epochs_run"] == 3
     assert record["curves"]["epoch"] == [1.0, 2.0, 3.0]
     assert "resuming" in plan.log_file(plan.models[0], 0).read_text()
+    assert "resumed after an interruption" in (plan.run_dir / "compare.md").read_text()
+    assert "`yolo11n-biformer.yaml` seed 0 after epoch 1" in (plan.run_dir / "compare.md").read_text()
 
 
 def test_resume_needs_the_same_job_and_a_checkpoint_that_can_continue(tmp_path):

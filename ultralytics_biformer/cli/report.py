@@ -353,6 +353,13 @@ def _shown(path: str) -> str:
 def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
     s = plan.settings
+    resumed = ", ".join(
+        f"`{row['model']}` seed {run['seed']} after epoch {run['resumed_from_epoch']}"
+        for row in rows
+        for run in row.get("runs", [])
+        if run.get("resumed_from_epoch")
+    )
+    resumed_note = "- resumed after an interruption (from there, augmentation draws differ from an uninterrupted run's): "
     return [
         f"- task: {plan.task}; data: `{_shown(s['data'])}`",
         (
@@ -369,6 +376,7 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
         ),
         "- initial weights: "
         + (f"every model from `{_shown(s['pretrained'])}`" if s.get("pretrained") else "none (from scratch)"),
+        *([resumed_note + resumed] if resumed else []),
     ]
 
 
