@@ -18,6 +18,9 @@ in one process plus fresh interpreters where Ultralytics itself would start one:
    script is run, unmodified, in a fresh interpreter, so the worker rebuilds the trainer as that version does (before
    8.4.140 from the model YAML named in its arguments, from 8.4.140 on from a pickled state file holding the parent's
    model), then trains yolo26n-biformer for one epoch; its checkpoint must hold our blocks.
+6. ``buckets``: the COCO area buckets split the validator's own matching verdicts on random images where
+   predictions compete for labels of several sizes (``ultralytics_biformer.evaluation`` replays the matching rule of
+   the installed version; an unknown rule would stop validation with an error).
 
 Nothing is downloaded: the dataset is generated, no pretrained weights or AMP check are used, and a local font stands
 in for the Arial Ultralytics would fetch. ``YOLO_CONFIG_DIR`` is pointed at the work folder, so an older Ultralytics
@@ -213,6 +216,29 @@ def check_train(ctx: dict) -> str:
     return f"1 epoch at imgsz {IMGSZ_TRAIN}, loss items {[round(float(x), 3) for x in loss]}, {best.name} saved"
 
 
+def check_buckets(ctx: dict) -> str:
+    import numpy as np
+    import torch
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.utils.metrics import box_iou
+
+    from ultralytics_biformer.evaluation import AreaBuckets
+
+    validator, rng = DetectionValidator(args={"task": "detect"}), np.random.default_rng(0)
+    buckets = AreaBuckets(validator.match_predictions, box_iou, validator.iouv)
+    for _ in range(300):  # same-class boxes of every size piled up, so that predictions compete for labels
+        n_true, n_pred = rng.integers(1, 8), rng.integers(1, 12)
+        xy = rng.uniform(0, 20, (n_true, 2))
+        true = np.concatenate([xy, xy + rng.uniform(20, 120, (n_true, 2))], 1)
+        pred = true[rng.integers(0, n_true, n_pred)] + rng.normal(0, 6, (n_pred, 4))
+        pred[:, 2:] = np.maximum(pred[:, 2:], pred[:, :2] + 1)
+        cls = lambda n: torch.tensor(rng.integers(0, 2, n), dtype=torch.float64)  # noqa: E731
+        preds = {"bboxes": torch.tensor(pred), "conf": torch.tensor(np.sort(rng.random(n_pred))[::-1].copy())}
+        buckets.add({**preds, "cls": cls(n_pred)}, {"bboxes": torch.tensor(true), "cls": cls(n_true)})
+    scores = buckets.compute()  # the replayed matching rule reproduced the validator's verdicts on every image
+    return "300 images of competing boxes, mAP50-95 by size " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+
+
 def check_reload(ctx: dict) -> str:
     import fractions
 
@@ -372,6 +398,7 @@ CHECKS = {
     "reload": check_reload,
     "onnx": check_onnx,
     "ddp": check_ddp,
+    "buckets": check_buckets,
 }
 NEEDS = {"reload": "train"}
 

@@ -86,6 +86,50 @@ def test_each_object_size_is_scored_on_its_own(validator):
     assert scores["medium"] is None and scores["large"] is None  # no labels of those sizes
 
 
+def test_a_prediction_counts_in_the_bucket_of_the_label_the_validator_matched_it_to(validator):
+    """The confident prediction takes the small label, so the validator matches the second one to the medium label it
+    overlaps less: that true positive belongs to the medium bucket, not to the small label it overlaps most."""
+    labels = {"bboxes": boxes([0, 0, 30, 30], [0, 0, 40, 40]), "cls": boxes(0, 0)}  # 900 px small, 1600 px medium
+    preds = {"bboxes": boxes([0, 0, 30, 30], [0, 0, 34, 34]), "conf": boxes(0.9, 0.8), "cls": boxes(0, 0)}
+    expected = validator._process_batch(preds, labels)["tp"]
+    assert expected[1].any()  # the validator counts the second prediction, on the medium label
+    buckets = AreaBuckets(validator.match_predictions, box_iou, validator.iouv)
+    buckets.add(preds, labels)
+    assert np.array_equal(buckets.stats["small"]["tp"][-1], expected[:1])
+    assert np.array_equal(buckets.stats["medium"]["tp"][-1], expected[1:])
+    assert buckets.compute()["medium"] > 0
+
+
+def test_buckets_split_the_validators_verdicts_where_predictions_compete_across_sizes(validator):
+    """Labels of all sizes piled up: per threshold, the buckets' true positives add up to the validator's, except
+    where a prediction's matches at different thresholds lie in different buckets (then it is counted in one)."""
+    rng, compared = np.random.default_rng(1), 0
+    for _ in range(200):
+        preds, labels = random_image(rng, max_side=150, n_true=int(rng.integers(1, 8)), n_pred=int(rng.integers(1, 12)))
+        expected = validator._process_batch(preds, labels)["tp"]
+        buckets = AreaBuckets(validator.match_predictions, box_iou, validator.iouv)
+        buckets.add(preds, labels)
+        found = sum(stats["tp"][-1].sum(0) for stats in buckets.stats.values())
+        assert sum(len(stats["tp"][-1]) for stats in buckets.stats.values()) == len(expected)  # each counted once
+        assert (found <= expected.sum(0)).all()
+        taken = buckets._matched_labels(preds["cls"], labels["cls"], box_iou(labels["bboxes"], preds["bboxes"]))
+        true_bucket = area_bucket(labels["bboxes"].numpy())
+        if all(len(set(true_bucket[row[row >= 0]])) <= 1 for row in taken):
+            assert np.array_equal(found, expected.sum(0))
+            compared += 1
+    assert compared > 150
+
+
+def test_a_matching_rule_it_cannot_replay_stops_validation(validator):
+    def everything_matches(pred_cls, true_cls, iou):
+        return torch.ones(len(pred_cls), 10, dtype=torch.bool)
+
+    buckets = AreaBuckets(everything_matches, box_iou)
+    preds = {"bboxes": boxes([0, 0, 10, 10.0], [50, 50, 60, 60.0]), "conf": boxes(0.9, 0.8), "cls": boxes(0, 0)}
+    with pytest.raises(RuntimeError, match="matching rule that ultralytics_biformer.evaluation does not know"):
+        buckets.add(preds, {"bboxes": boxes([0, 0, 10, 10.0]), "cls": boxes(0)})
+
+
 def test_areas_are_counted_in_original_image_pixels(validator):
     """A 20x20 box in a letterboxed image shrunk by half is 40x40 in the original: medium, not small."""
     box = [0, 0, 20, 20.0]

@@ -6,11 +6,16 @@ the same IoU function, and the validator's own ``match_predictions``. With every
 mAP50-95 is the overall one, exactly (a test checks it).
 
 Buckets by box area in original-image pixels, with COCO's limits: small below 32x32, medium up to 96x96, large above.
-Every label belongs to the bucket of its area. Every prediction belongs to exactly one bucket: that of the same-class
-label it overlaps most, if that overlap is at least IoU 0.5, otherwise that of its own area. Each bucket is then
-scored like a dataset of its own. This differs from pycocotools in one respect: COCO ignores, rather than counts as
-false positives, unmatched predictions outside the bucket's size range; here each such prediction counts in the bucket
-of its own area, so every false positive is counted exactly once across the buckets.
+Every label belongs to the bucket of its area. The validator matches each image once, over all its labels; every
+prediction then belongs to exactly one bucket: that of the label it matched (at the loosest IoU threshold it matched
+at), or, if it matched none, that of its own area, and it is a true positive there at the thresholds where its match
+lies in that bucket. So the buckets split the validator's own verdicts, and count every prediction once. This differs
+from pycocotools in one respect: COCO ignores, rather than counts as false positives, unmatched predictions outside
+the bucket's size range; here each such prediction counts in the bucket of its own area.
+
+``match_predictions`` returns verdicts, not which label each prediction matched, so that label comes from the same
+rule replayed (:data:`MATCH_RULES`: Ultralytics' greedy rule by confidence, and by IoU before 8.4.x releases changed
+it); on every image, the replay must give the validator's verdicts exactly, or validation stops with an error.
 
 The buckets apply to every task with boxes: detect, obb (rotated boxes and rotated IoU), and the box metrics of
 segment and pose (their validators match boxes first, then masks or keypoints; the buckets score the boxes).
@@ -52,6 +57,39 @@ def _box_area(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
 
 
+def _matched_by_confidence(iou: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Predictions in descending confidence each take the unclaimed label they overlap most, if at least the
+    threshold; returns the label index each prediction took per threshold, -1 for none."""
+    taken = np.full((iou.shape[1], len(thresholds)), -1)
+    claimed = np.zeros((iou.shape[0], len(thresholds)), dtype=bool)
+    columns = np.arange(len(thresholds))
+    for j in range(iou.shape[1]):
+        available = np.where(claimed, 0, iou[:, j, None])
+        best = available.argmax(0)
+        hit = available[best, columns] >= thresholds
+        taken[j] = np.where(hit, best, -1)
+        claimed[best[hit], columns[hit]] = True
+    return taken
+
+
+def _matched_by_iou(iou: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Label-prediction pairs in descending IoU; each prediction keeps its best pair, then each label its first
+    remaining one (by prediction index); returns the label index per prediction and threshold, -1 for none."""
+    taken = np.full((iou.shape[1], len(thresholds)), -1)
+    for i, threshold in enumerate(thresholds):
+        pairs = np.array(np.nonzero(iou >= threshold)).T  # (label, prediction)
+        if len(pairs) > 1:
+            pairs = pairs[iou[pairs[:, 0], pairs[:, 1]].argsort()[::-1]]
+            pairs = pairs[np.unique(pairs[:, 1], return_index=True)[1]]
+            pairs = pairs[np.unique(pairs[:, 0], return_index=True)[1]]
+        taken[pairs[:, 1], i] = pairs[:, 0]
+    return taken
+
+
+# The rules Ultralytics' ``match_predictions`` (without scipy) has followed, newest first.
+MATCH_RULES = (_matched_by_confidence, _matched_by_iou)
+
+
 class AreaBuckets:
     """Per-bucket TP matrices, confidences and classes, accumulated image by image, then scored.
 
@@ -59,11 +97,28 @@ class AreaBuckets:
         match (callable): ``match(pred_cls, true_cls, iou) -> (n_pred, n_thresholds)`` booleans, the validator's own
             ``match_predictions``.
         iou (callable): ``iou(true_boxes, pred_boxes) -> (n_true, n_pred)``, the IoU the validator matches with.
+        thresholds (torch.Tensor, optional): The validator's IoU thresholds, its ``iouv``; by default Ultralytics'
+            0.50, 0.55, ..., 0.95.
     """
 
-    def __init__(self, match, iou):
+    def __init__(self, match, iou, thresholds: torch.Tensor | None = None):
         self.match, self.iou = match, iou
+        self.thresholds = (torch.linspace(0.5, 0.95, 10) if thresholds is None else thresholds).cpu().numpy()
         self.stats = {name: {"tp": [], "conf": [], "pred_cls": [], "target_cls": []} for name in AREA_BUCKETS}
+
+    def _matched_labels(self, pred_cls: torch.Tensor, true_cls: torch.Tensor, iou: torch.Tensor) -> np.ndarray:
+        """The label each prediction matched per threshold (-1: none), as the validator matched them."""
+        verdicts = self.match(pred_cls, true_cls, iou).cpu().numpy()
+        same_class = (iou * (true_cls[:, None] == pred_cls[None, :])).cpu().numpy()
+        for rule in MATCH_RULES:
+            taken = rule(same_class, self.thresholds)
+            if np.array_equal(taken >= 0, verdicts):
+                return taken
+        raise RuntimeError(
+            "area buckets: Ultralytics' match_predictions follows a matching rule that ultralytics_biformer.evaluation "
+            "does not know (its MATCH_RULES), so the buckets cannot split its verdicts. Validate without area buckets, "
+            "or use an Ultralytics version this release was tested with (8.4.x)"
+        )
 
     def add(self, preds: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], area_gain: float = 1.0) -> None:
         """Add one image.
@@ -74,21 +129,18 @@ class AreaBuckets:
             area_gain (float): Original-image pixels per squared validator pixel (1 / letterbox ratio squared).
         """
         pred_cls, true_cls = preds["cls"], labels["cls"]
-        iou = self.iou(labels["bboxes"], preds["bboxes"]) if len(pred_cls) and len(true_cls) else None
         true_bucket = _bucket_of_area(_box_area(labels["bboxes"]).cpu().numpy() * area_gain)
         pred_bucket = _bucket_of_area(_box_area(preds["bboxes"]).cpu().numpy() * area_gain)
-        if iou is not None:  # a prediction that matches a label at IoU 0.5 joins the label's bucket
-            same_class = (iou * (true_cls[:, None] == pred_cls[None, :])).cpu().numpy()
-            best = same_class.argmax(0)
-            matched = same_class[best, np.arange(len(pred_cls))] >= 0.5
-            pred_bucket = np.where(matched, true_bucket[best], pred_bucket)
+        # The bucket of the label each prediction matched, per threshold; -1 where it matched none.
+        match_bucket = np.full((len(pred_cls), len(self.thresholds)), -1)
+        if len(pred_cls) and len(true_cls):
+            taken = self._matched_labels(pred_cls, true_cls, self.iou(labels["bboxes"], preds["bboxes"]))
+            match_bucket = np.where(taken >= 0, true_bucket[taken], -1)
+            loosest = match_bucket[np.arange(len(taken)), (taken >= 0).argmax(1)]  # -1 if it never matched
+            pred_bucket = np.where(loosest >= 0, loosest, pred_bucket)
         for b, stats in enumerate(self.stats.values()):
             p, t = torch.from_numpy(pred_bucket == b), torch.from_numpy(true_bucket == b)
-            if iou is not None and p.any() and t.any():
-                tp = self.match(pred_cls[p], true_cls[t], iou[t][:, p]).cpu().numpy()
-            else:
-                tp = np.zeros((int(p.sum()), 10), dtype=bool)
-            stats["tp"].append(tp)
+            stats["tp"].append(match_bucket[p.numpy()] == b)
             stats["conf"].append(preds["conf"][p].cpu().numpy())
             stats["pred_cls"].append(pred_cls[p].cpu().numpy())
             stats["target_cls"].append(true_cls[t].cpu().numpy())
@@ -133,7 +185,7 @@ def with_area_buckets(validator_cls: type) -> type:
     def init_metrics(self, model) -> None:
         validator_cls.init_metrics(self, model)
         iou = _iou_of(self)
-        self.area_buckets = AreaBuckets(self.match_predictions, iou)
+        self.area_buckets = AreaBuckets(self.match_predictions, iou, self.iouv)
 
     def _process_batch(self, preds, batch):
         result = validator_cls._process_batch(self, preds, batch)

@@ -62,8 +62,8 @@ def notes(task: TaskMetrics) -> str:
             f"""\
 - {prefix}mAP50-95 S / M / L: COCO area buckets (box area below 32x32, up to 96x96, above, in original-image
   pixels), computed by ultralytics-biformer inside the same validation pass (conf 0.001, IoU 0.7); a prediction counts
-  in the bucket of the label whose box it matches at IoU >= 0.5, or else of its own box's area. n/a: no label of that
-  size in val."""
+  in the bucket of the label the validator matched it to, or else of its own box's area. n/a: no label of that size
+  in val."""
         )
     return "\n".join([*lines, _COST_NOTES])
 
