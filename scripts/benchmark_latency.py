@@ -29,6 +29,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error(f"--rounds must be at least 1 and --warmup at least 0, got {args.rounds} and {args.warmup}")
 
     names = args.models.split(",")
     models = {n: DetectionModel(n, verbose=False) for n in names}

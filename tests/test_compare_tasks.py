@@ -311,3 +311,19 @@ def test_latency_is_the_median_of_interleaved_rounds(monkeypatch):
     result = latency.median_ms({"a": runner("a"), "b": runner("b")}, warmup=2, rounds=3)
     assert result == {"a": pytest.approx(2.0), "b": pytest.approx(20.0)}
     assert calls == ["a", "a", "b", "b", "a", "b", "a", "b", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    "warmup, rounds, message",
+    [(1, 0, "rounds must be a positive integer, got 0"), (-1, 3, "warmup must be a non-negative integer, got -1")],
+)
+def test_latency_refuses_no_rounds_or_a_negative_warmup_before_timing_anything(warmup, rounds, message):
+    from ultralytics_biformer import latency
+
+    def never():
+        raise AssertionError("timed a model despite bad settings")
+
+    with pytest.raises(ValueError, match=message):
+        latency.median_ms({"a": never}, warmup=warmup, rounds=rounds)
+    with pytest.raises(ValueError, match=message):
+        latency.torch_latency_ms({"a": None}, 64, warmup=warmup, rounds=rounds)

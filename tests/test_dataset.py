@@ -131,6 +131,18 @@ def test_ensure_dataset_generates_once_then_reuses(tmp_path, monkeypatch):
     assert ensure_dataset(TINY, log=lambda message: None) == data_yaml
 
 
+def test_a_cached_dataset_missing_its_marker_is_generated_again(tmp_path):
+    """A folder without its completion marker (a copy cut short) is replaced, not renamed onto, which failed."""
+    data_yaml = ensure_dataset(TINY, log=lambda message: None)
+    data_yaml.unlink()
+    (data_yaml.parent / "leftover.txt").write_text("from the cut-short copy")
+    said = []
+    assert ensure_dataset(TINY, log=said.append) == data_yaml
+    assert data_yaml.is_file() and not (data_yaml.parent / "leftover.txt").exists()
+    assert any("lacks data.yaml, so it is incomplete" in line for line in said)
+    assert not [p for p in data_yaml.parent.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
 def test_ultralytics_reads_the_data_yaml():
     from ultralytics.data.utils import check_det_dataset
 

@@ -14,8 +14,8 @@ from pycocotools in one respect: COCO ignores, rather than counts as false posit
 the bucket's size range; here each such prediction counts in the bucket of its own area.
 
 ``match_predictions`` returns verdicts, not which label each prediction matched, so that label comes from the same
-rule replayed (:data:`MATCH_RULES`: Ultralytics' greedy rule by confidence, and by IoU before 8.4.x releases changed
-it); on every image, the replay must give the validator's verdicts exactly, or validation stops with an error.
+rule replayed (:data:`MATCH_RULES`: by confidence in recent Ultralytics 8.4 releases, by IoU in earlier ones such as
+8.4.0); on every image, the replay must give the validator's verdicts exactly, or validation stops with an error.
 
 The buckets apply to every task with boxes: detect, obb (rotated boxes and rotated IoU), and the box metrics of
 segment and pose (their validators match boxes first, then masks or keypoints; the buckets score the boxes).

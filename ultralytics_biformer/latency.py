@@ -10,6 +10,8 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Callable
 
+from ._validation import check_int_at_least, check_positive_int
+
 __all__ = ["median_ms", "torch_latency_ms"]
 
 
@@ -23,7 +25,12 @@ def median_ms(runs: dict[str, Callable[[], object]], warmup: int, rounds: int) -
 
     Returns:
         (dict[str, float]): Name -> median milliseconds, rounded to the microsecond.
+
+    Raises:
+        ValueError: ``warmup`` is not a non-negative integer, or ``rounds`` not a positive one.
     """
+    check_int_at_least("warmup", warmup, 0)
+    check_positive_int("rounds", rounds)
     for run in runs.values():
         for _ in range(warmup):
             run()
@@ -52,6 +59,8 @@ def torch_latency_ms(models: dict[str, object], imgsz: int, warmup: int, rounds:
 
     import torch
 
+    check_int_at_least("warmup", warmup, 0)
+    check_positive_int("rounds", rounds)
     nets = {name: copy.deepcopy(m).float().cpu().fuse(verbose=False).eval() for name, m in models.items()}
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

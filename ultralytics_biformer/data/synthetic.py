@@ -31,6 +31,7 @@ written once to a cache folder and reused; see :func:`cache_dir` and :func:`ensu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -183,6 +184,12 @@ def ensure_dataset(
         return cached
     final = root / spec.folder_name
     root.mkdir(parents=True, exist_ok=True)
+    if final.exists():  # only a finished dataset is ever renamed here, so its marker went missing (a cut-short copy?)
+        log(f"Replacing {final}: it lacks {_done_marker(spec, final).name}, so it is incomplete")
+        stale = Path(tempfile.mkdtemp(prefix=f".{spec.folder_name}-stale-", dir=root))
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            final.rename(stale / "dataset")
+        shutil.rmtree(stale, ignore_errors=True)
     log(f"Generating the {NAME} dataset ({spec.describe()}) in {final}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.folder_name}-", dir=root))
     try:
