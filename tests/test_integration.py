@@ -260,6 +260,44 @@ def test_register_and_unregister_are_idempotent_and_thread_safe(registered):
         build(str(config_dir() / "yolo11-biformer.yaml"))
 
 
+def test_references_to_the_wrapper_build_stock_models_after_unregister(registered):
+    """Ultralytics re-exports the parser as ``ultralytics.nn.parse_model``, bound while our patch is in place; that
+    reference, and any plug-in's wrapper around ours, must still build stock models once we unregister."""
+    import ultralytics.nn
+
+    ultralytics_biformer.register()
+    ours = tasks.parse_model
+    ultralytics_biformer.unregister()
+    d = tasks.yaml_model_load("yolo11n.yaml")
+    model, _ = ours(copy.deepcopy(d), ch=3, verbose=False)
+    assert len(model) == len(d["backbone"]) + len(d["head"])
+    assert ultralytics.nn.parse_model(copy.deepcopy(d), ch=3, verbose=False)[0][10].__class__ is C2PSA
+    with pytest.raises(KeyError, match="C2PSA_BRA"):  # passing through means knowing our blocks no more
+        ours(tasks.yaml_model_load(str(config_dir() / "yolo11-biformer.yaml")), ch=3, verbose=False)
+
+
+def test_unregister_keeps_a_patch_another_plugin_stacked_on_ours(registered):
+    ultralytics_biformer.unregister()
+    stock = tasks.parse_model
+    ultralytics_biformer.register()
+    ours = tasks.parse_model
+
+    def other_plugin(d, ch, *args, **kwargs):
+        return ours(d, ch, *args, **kwargs)
+
+    tasks.parse_model = other_plugin
+    try:
+        ultralytics_biformer.unregister()
+        assert tasks.parse_model is other_plugin and not ultralytics_biformer.is_registered()
+        assert type(build("yolo11n.yaml").model[10]) is C2PSA
+        ultralytics_biformer.register()  # wraps the other plug-in's parser, which still calls ours, passing through
+        assert type(build(str(config_dir() / "yolo11-biformer.yaml")).model[10]) is C2PSA_BRA
+    finally:
+        ultralytics_biformer.unregister()
+        tasks.parse_model = stock
+        ultralytics_biformer.register()
+
+
 def test_unsupported_ultralytics_version_fails_loudly(registered, monkeypatch):
     ultralytics_biformer.unregister()
     monkeypatch.setattr(ultralytics, "__version__", "9.0.0")

@@ -54,7 +54,12 @@ __all__ = ["config_dir", "is_registered", "register", "unregister", "use_local_f
 DIST_NAME = "ultralytics-biformer"
 _MODULES = (BRA, C2PSA_BRA, C3k2_BRA, BiLevelRoutingAttention)
 _lock = threading.RLock()
-_stock = {}  # name in ultralytics.nn.tasks -> the stock object our patch replaced; empty while unregistered
+# Name in ultralytics.nn.tasks -> what our patch replaced. Kept after unregister(): references to our wrappers taken
+# while registered (Ultralytics' own ``ultralytics.nn.parse_model``, another plug-in's wrapper) then pass straight
+# through to it.
+_stock = {}
+_displaced = {}  # name -> the patch another plug-in stacked on ours, which unregister() left in place
+_active = False
 
 
 def config_dir() -> Path:
@@ -208,7 +213,7 @@ def _parse_model(d, ch, *args, **kwargs):
     parse = _stock["parse_model"]
     rows = [*d["backbone"], *d["head"]]
     ours = {i: row for i, row in enumerate(rows) if isinstance(row[2], str) and row[2] in _TWINS}
-    if not ours:
+    if not ours or not _active:
         return parse(d, ch, *args, **kwargs)
 
     layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
@@ -256,9 +261,12 @@ def _check_yaml(file, *args, **kwargs):
     """``check_yaml`` that resolves the bare names of our bundled model YAMLs to ``cfg/``."""
     path = Path(str(file))
     bundled = config_dir() / path.name
-    if path.parent == Path() and not path.exists() and bundled.is_file():
+    if _active and path.parent == Path() and not path.exists() and bundled.is_file():
         return str(bundled)
     return _stock["check_yaml"](file, *args, **kwargs)
+
+
+_PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}  # name in ultralytics.nn.tasks -> ours
 
 
 def _check_parser_signature(parse) -> None:
@@ -287,8 +295,9 @@ def register() -> None:
     Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version or an
     unknown ``parse_model`` signature.
     """
+    global _active
     with _lock:
-        if _stock:
+        if _active:
             return
         _check_version()
         from ultralytics.nn import tasks
@@ -296,29 +305,44 @@ def register() -> None:
         for name in ("parse_model", "check_yaml"):
             if not callable(getattr(tasks, name, None)):
                 raise RuntimeError(f"ultralytics.nn.tasks.{name} is missing: this Ultralytics is not supported")
-        _check_parser_signature(tasks.parse_model)
+        # Where unregister() left another plug-in's patch over ours, ours still runs beneath it: wrapping that patch
+        # again would make each call the other.
+        wrap = {name: getattr(tasks, name) for name in _PATCHES if getattr(tasks, name) is not _displaced.get(name)}
+        if "parse_model" in wrap:
+            _check_parser_signature(wrap["parse_model"])
         if hasattr(torch.serialization, "add_safe_globals"):
             # Process-wide and kept after unregister(): torch offers no way to withdraw a single entry.
             torch.serialization.add_safe_globals(list(_MODULES))
-        _stock.update(parse_model=tasks.parse_model, check_yaml=tasks.check_yaml)
-        tasks.parse_model, tasks.check_yaml = _parse_model, _check_yaml
+        _stock.update(wrap)
+        for name in wrap:
+            setattr(tasks, name, _PATCHES[name])
+        _displaced.clear()
+        _active = True
 
 
 def unregister() -> None:
-    """Restore Ultralytics' own parser and YAML lookup. Idempotent and thread-safe."""
+    """Restore Ultralytics' own parser and YAML lookup. Idempotent and thread-safe.
+
+    A name another plug-in has patched since :func:`register` keeps that patch; the wrapper of ours it calls then
+    passes straight through, as does any other reference to our wrappers, until :func:`register` turns it back on.
+    """
+    global _active
     with _lock:
-        if not _stock:
+        if not _active:
             return
         from ultralytics.nn import tasks
 
-        for name, original in _stock.items():
-            setattr(tasks, name, original)
-        _stock.clear()
+        for name, ours in _PATCHES.items():
+            if getattr(tasks, name) is ours:
+                setattr(tasks, name, _stock[name])
+            else:
+                _displaced[name] = getattr(tasks, name)
+        _active = False
 
 
 def is_registered() -> bool:
     """Whether :func:`register` is in effect."""
-    return bool(_stock)
+    return _active
 
 
 def local_font(font: str = "Arial.ttf") -> Path:
