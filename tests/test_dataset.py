@@ -177,6 +177,16 @@ def test_dataset_command_says_on_stderr_which_dataset_it_gives(capsys):
     assert spec.describe() in second.err and "reusing the cached copy" in second.err and "Generating" not in second.err
 
 
+def test_dataset_command_gives_the_drawing_version_asked_for(capsys):
+    base = ["dataset", "preset=quick", "train=2", "val=2", "imgsz=64"]
+    assert main(base) == 0 and main([*base, "version=1"]) == 0
+    latest, old = (Path(line) for line in capsys.readouterr().out.split())
+    assert latest.parent.name == replace(PRESET_SPECS["quick"], train=2, val=2, imgsz=64).folder_name
+    assert old.parent.name == replace(PRESET_SPECS["quick"], train=2, val=2, imgsz=64, version=1).folder_name
+    assert "-v2-" in latest.parent.name and "-v1-" in old.parent.name
+    assert "# context-tokens v1" in old.read_text() and "# context-tokens v2" in latest.read_text()
+
+
 def test_dataset_command_names_the_big_default_preset(capsys, monkeypatch):
     from ultralytics_biformer.cli import dataset
 
@@ -209,6 +219,7 @@ def test_dataset_command_classify_prints_the_dataset_folder(capsys, tmp_path):
         (["task=depth"], "task=depth: expected one of detect, segment, pose, obb, classify"),
         (["style=coco"], "style=coco: expected one of tokens, pretrain"),
         (["task=classify", "val=1"], "a classify dataset needs at least 2 train and 2 val images"),
+        (["version=3"], "version=3: expected one of 1, 2"),
     ],
 )
 def test_dataset_command_rejects_bad_arguments(capsys, tmp_path, arguments, message):
@@ -249,11 +260,102 @@ def test_presets_live_in_the_data_module():
         preset_spec("huge")
 
 
-def test_study_preset_is_the_dataset_the_running_study_uses():
-    """A study already trains on this spec's cache folder: its name is a contract, written out here on purpose."""
+def test_study_preset_is_the_dataset_the_study_used():
+    """The ablation study trained on this spec's cache folder: its name is a contract, written out here on purpose."""
     study = PRESET_SPECS["study"]
-    assert study == DatasetSpec(seed=0, train=240, val=120, imgsz=256)
+    assert study == DatasetSpec(seed=0, train=240, val=120, imgsz=256, version=1)
     assert study.folder_name == "context-tokens-v1-seed0-240x120-256px"
+    assert preset_spec("study", style="pretrain", seed=1, train=480).version == 1  # the fine-tune's source domain
+
+
+def test_drawing_version_1_is_kept_and_2_changes_only_what_was_off():
+    """Version 1 stays reproducible; version 2 keeps the benchmark's images and moves only its rings' labels."""
+    rng = lambda index: np.random.default_rng([7, 0, index])  # noqa: E731
+    for index in range(6):
+        old, new = render_scene(rng(index), 160, version=1), render_scene(rng(index), 160)
+        assert np.array_equal(old.image, new.image)
+        for before, after in zip(old.objects, new.objects, strict=True):
+            assert before.cls == after.cls
+            if before.cls != scene.RING:
+                assert before.box == after.box
+        rotated_old, rotated_new = (render_scene(rng(index), 160, rotated=True, version=v) for v in (1, 2))
+        assert not np.array_equal(rotated_old.image, rotated_new.image)  # every filled shape is redrawn
+    assert DatasetSpec().version == scene.VERSION == 2
+    assert replace(TINY, version=1).folder_name.startswith(f"{synthetic.NAME}-v1-")
+    with pytest.raises(ValueError, match="dataset version must be one of 1, 2, got 3"):
+        replace(TINY, version=3)
+    with pytest.raises(ValueError, match="unknown drawing version 0; accepted: 1, 2"):
+        render_scene(rng(0), 64, version=0)
+
+
+def _polygon_area_and_centroid(polygon: np.ndarray) -> tuple[float, np.ndarray]:
+    x, y = polygon.T
+    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+    area = cross.sum() / 2
+    centroid = np.array([((x + np.roll(x, -1)) * cross).sum(), ((y + np.roll(y, -1)) * cross).sum()]) / (6 * area)
+    return abs(area), centroid
+
+
+def test_an_exact_fill_covers_its_polygon_and_no_more():
+    """Version 2 fills cover each pixel by the fraction inside the polygon; version 1's bled ~0.7 px past the edge."""
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        a, b = rng.uniform(1.5, 12, 2)
+        unit = scene._SQUARE if rng.random() < 0.5 else scene._unit_ring("hexagon")
+        polygon = scene._frame(unit, rng.uniform(20, 44, 2), a, b, rng.uniform(0, 2 * np.pi))
+        area, centroid = _polygon_area_and_centroid(polygon)
+        perimeter = np.linalg.norm(polygon - np.roll(polygon, 1, 0), axis=1).sum()
+        drawn = {}
+        for name, fill in (("exact", scene._fill_exact), ("v1", scene._fill_antialiased)):
+            mask = np.zeros((64, 64), dtype=np.uint8)
+            fill(mask, [polygon], 255)
+            coverage = mask / 255.0
+            ys, xs = np.mgrid[:64, :64] + 0.5
+            drawn[name] = coverage.sum(), np.array([(coverage * xs).sum(), (coverage * ys).sum()]) / coverage.sum()
+        drawn_area, drawn_centroid = drawn["exact"]
+        assert abs(drawn_area - area) <= perimeter / 20, (drawn_area, area)
+        assert np.abs(drawn_centroid - centroid).max() <= 0.05
+        assert drawn["v1"][0] - area > perimeter / 5  # the bleed this replaces: the test tells the two apart
+    # A hole: two polygons fill their difference.
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    outer, inner = (scene._frame(scene._SQUARE, (32, 32), r, r, 0.0) for r in (20, 10))
+    scene._fill_exact(mask, [outer, inner], 255)
+    assert mask[32, 32] == 0 and mask[32, 16] == 255 and abs(mask.sum() / 255 - (40**2 - 20**2)) <= 160 / 20
+
+
+def _ring_pixel_bounds(monkeypatch, version: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per benchmark ring of ``count`` scenes: its label box and the box of the pixels its own circle covers half of."""
+    calls = []
+    circle = cv2.circle
+
+    def recording_circle(image, *args, **kwargs):
+        if image.ndim == 3:  # the scene's own drawing, not a measurement on a blank mask
+            calls.append(args)
+        return circle(image, *args, **kwargs)
+
+    monkeypatch.setattr(scene.cv2, "circle", recording_circle)
+    pairs = []
+    for index in range(count):
+        size = (96, 256, 320)[index % 3]
+        calls.clear()
+        drawn = render_scene(np.random.default_rng([8, 0, index]), size, version=version)
+        rings = [obj for obj in drawn.objects if obj.cls == scene.RING]
+        ring_calls = [c for c in calls if c[-1] == cv2.LINE_AA and c[-2] >= 2][: len(rings)]  # rings come first
+        for obj, (centre, radius, _, thickness, line) in zip(rings, ring_calls, strict=True):
+            mask = circle(np.zeros((size, size), dtype=np.uint8), centre, radius, 255, thickness, line)
+            ys, xs = np.nonzero(mask >= 128)
+            pairs.append((np.array(obj.box), np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)))
+    return pairs
+
+
+def test_benchmark_ring_labels_fit_the_drawn_ring(monkeypatch):
+    """A ring's label box lies within a pixel of the pixels it covers at least half of (version 1: up to 2 px off)."""
+    pairs = _ring_pixel_bounds(monkeypatch, 2, 45)
+    assert len(pairs) >= 20
+    error = np.abs(np.array([label - pixels for label, pixels in pairs]))
+    assert error.max() <= 1.0 and error.mean() <= 0.35, (error.max(), error.mean())
+    old = np.abs(np.array([label - pixels for label, pixels in _ring_pixel_bounds(monkeypatch, 1, 45)]))
+    assert old.max() >= 1.5  # the error this fixes, on the same scenes
 
 
 def test_default_style_and_task_keep_the_benchmark_unchanged(generated):

@@ -15,6 +15,11 @@ plaid or a radial gradient, other sizes, counts and colours, a slight blur and s
 With ``rotated=True`` every object takes a random orientation: tokens become bars with a dark cap at their front end
 and rings become ellipses with a gap at their front, so that an oriented box has a meaningful angle (a square's or a
 circle's has none) and keypoints (front, right, back, left) are defined over a full turn.
+
+The drawing has two versions. Version 2 (the default) draws what its labels say: filled shapes cover each pixel by
+the fraction of it inside their outline, and the benchmark's rings are labelled with the circle OpenCV actually drew.
+Version 1 is kept, pixel for pixel, so that results measured on it stay reproducible: its rings' labels are up to 2 px
+off the drawn ring, and its filled shapes bleed about 0.7 px past their outlines (``cv2.fillPoly`` with ``LINE_AA``).
 """
 
 from __future__ import annotations
@@ -24,18 +29,34 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["PLAIN", "REFERENCE_SIZE", "RING", "STRIPES", "STYLES", "Scene", "SceneObject", "render_scene"]
+__all__ = [
+    "PLAIN",
+    "REFERENCE_SIZE",
+    "RING",
+    "STRIPES",
+    "STYLES",
+    "VERSION",
+    "VERSIONS",
+    "Scene",
+    "SceneObject",
+    "render_scene",
+]
 
 STRIPES, PLAIN = 0, 1  # zone kinds; a token's class id is the kind of its zone
 RING = 2
 REFERENCE_SIZE = 320  # object sizes below are in pixels of a REFERENCE_SIZE image and scale with the image
 TOKEN_FILL, TOKEN_RIM = (228, 228, 228), (24, 24, 24)
 STYLES = ("tokens", "pretrain")
+VERSIONS = (1, 2)  # of the drawing; see the module docstring
+VERSION = VERSIONS[-1]
 KEYPOINT_NAMES = ("front", "right", "back", "left")
 # A mirror image turns clockwise into counter-clockwise: front and back stay, right and left swap.
 KEYPOINT_FLIP_IDX = (0, 3, 2, 1)
 
 _SUBPIXEL = 4  # cv2 drawing shift: polygon vertices are placed to 1/16 pixel
+# Exact fills rasterise at this many samples per pixel side. cv2 also fills the samples its right and bottom edges
+# touch, so a shape comes out 1/_SUPERSAMPLE px too wide and tall: 1/16 px, well under what a label can resolve.
+_SUPERSAMPLE = 16
 _SQUARE = np.array([[1, -1], [1, 1], [-1, 1], [-1, -1]], dtype=np.float64)
 _DIAMOND = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.float64)
 _TRIANGLE = np.array([[1, 0], [-1, 1], [-1, -1]], dtype=np.float64)
@@ -145,12 +166,17 @@ class Scene:
 
 
 def render_scene(
-    rng: np.random.Generator, size: int, style: str = "tokens", rotated: bool = False, marked: int | None = None
+    rng: np.random.Generator,
+    size: int,
+    style: str = "tokens",
+    rotated: bool = False,
+    marked: int | None = None,
+    version: int = VERSION,
 ) -> Scene:
     """Draw one ``size x size`` scene.
 
-    ``render_scene(rng, size)`` draws exactly what the detection benchmark has always drawn: the same stream gives
-    the same pixels.
+    ``render_scene(rng, size)`` draws the detection benchmark: the same stream gives the same pixels. Both versions
+    draw the benchmark's own images identically; version 2 changes its rings' labels and every other look's pixels.
 
     Args:
         rng (np.random.Generator): The image's random stream; the same stream always draws the same scene.
@@ -158,13 +184,17 @@ def render_scene(
         style (str): One of STYLES.
         rotated (bool): Give every object a random orientation and a marked front.
         marked (int, optional): Also draw one token in a marker colour, on a zone of this kind (STRIPES or PLAIN).
+        version (int): The drawing's version, one of VERSIONS.
 
     Returns:
         (Scene): The image and its objects.
     """
     if style not in _LOOKS:
         raise ValueError(f"unknown style {style!r}; accepted: {', '.join(STYLES)}")
+    if version not in VERSIONS:
+        raise ValueError(f"unknown drawing version {version!r}; accepted: {', '.join(map(str, VERSIONS))}")
     look = _LOOKS[style]
+    fill = _fill_antialiased if version == 1 else _fill_exact
     scale = size / REFERENCE_SIZE
     occupied = np.zeros((size, size), dtype=bool)
     if marked is None:
@@ -180,15 +210,17 @@ def render_scene(
             _draw_square_token(image, box, look.marker_fill)
             _mark(occupied, box)
         else:
-            _draw_generic_token(image, occupied, marked, box, centre, a, b, theta, rim, look, rotated, look.marker_fill)
+            token = (marked, box, centre, a, b, theta, rim)
+            _draw_generic_token(image, occupied, *token, look, rotated, fill, look.marker_fill)
     if legacy:  # the benchmark's own drawing, kept call for call
-        objects = [_legacy_ring(*ring, size) for ring in _draw_rings(rng, image, occupied, scale)]
+        ring = _predicted_ring if version == 1 else _drawn_ring
+        objects = [ring(*drawn, size) for drawn in _draw_rings(rng, image, occupied, scale)]
         _draw_clutter(rng, image, occupied, scale)
         objects += [_legacy_token(cls, box) for cls, box in _draw_tokens(rng, image, occupied, zones, kinds, scale)]
     else:
-        objects = _draw_generic_rings(rng, image, occupied, scale, look, rotated)
-        _draw_generic_clutter(rng, image, occupied, scale, look, rotated)
-        objects += _draw_generic_tokens(rng, image, occupied, zones, kinds, scale, look, rotated)
+        objects = _draw_generic_rings(rng, image, occupied, scale, look, rotated, fill)
+        _draw_generic_clutter(rng, image, occupied, scale, look, rotated, fill)
+        objects += _draw_generic_tokens(rng, image, occupied, zones, kinds, scale, look, rotated, fill)
     if look.blur:
         image = cv2.GaussianBlur(image, (0, 0), look.blur * max(scale, 0.5))
     noise = np.frombuffer(rng.bytes(image.size), dtype=np.uint8).reshape(image.shape) >> look.noise_shift
@@ -368,8 +400,8 @@ def _legacy_token(cls: int, box: tuple[int, int, int, int]) -> SceneObject:
     return SceneObject(cls, box, outline, None, outline, keypoints)
 
 
-def _legacy_ring(box, centre, radius, thickness, size) -> SceneObject:
-    # cv2 centres a circle's stroke on its radius, with integer coordinates at pixel centres.
+def _predicted_ring(box, centre, radius, thickness, size) -> SceneObject:
+    """Version 1: the placement box, and the circle cv2 was asked for (it draws about a pixel wider)."""
     c = np.array(centre, dtype=np.float64) + 0.5
     outer = np.clip(c + (radius + thickness / 2) * _unit_ring("circle"), 0, size)
     inner = c + max(radius - thickness / 2, 0.5) * _unit_ring("circle")
@@ -377,6 +409,31 @@ def _legacy_ring(box, centre, radius, thickness, size) -> SceneObject:
     x0, y0, x1, y1 = box
     corners = np.array([[x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float64)
     return SceneObject(RING, box, outer, inner, corners, keypoints)
+
+
+def _drawn_ring(box, centre, radius, thickness, size) -> SceneObject:
+    """Version 2: the ring cv2 drew, measured from its coverage, since its thick anti-aliased stroke is not the one
+    asked for (about a pixel wider, and lopsided on small circles).
+
+    An annulus of radii ``r_in < r_out`` covers ``pi (r_out^2 - r_in^2)`` and its points lie at a mean squared
+    distance ``(r_out^2 + r_in^2) / 2`` from its centre, the centroid of the coverage; two equations, two radii.
+    """
+    drawn = np.zeros((size, size), dtype=np.uint8)
+    cv2.circle(drawn, centre, radius, 255, thickness, cv2.LINE_AA)
+    ys, xs = np.nonzero(drawn)
+    coverage = drawn[ys, xs] / 255.0
+    points = np.stack([xs, ys], 1) + 0.5  # pixel centres
+    area = coverage.sum()
+    c = coverage @ points / area
+    mean_square = coverage @ ((points - c) ** 2).sum(1) / area
+    r_out = np.sqrt(mean_square + area / (2 * np.pi))
+    r_in = np.sqrt(max(mean_square - area / (2 * np.pi), 0.25))
+    outer = np.clip(c + r_out * _unit_ring("circle"), 0, size)
+    inner = c + r_in * _unit_ring("circle")
+    keypoints = c + (r_out + r_in) / 2 * np.stack([np.cos(_CARDINAL), np.sin(_CARDINAL)], 1)
+    x0, y0, x1, y1 = _bounds(outer)
+    corners = np.array([[x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float64)
+    return SceneObject(RING, (x0, y0, x1, y1), outer, inner, corners, keypoints)
 
 
 # --- the generic drawing: the pretrain look, and rotated objects in either look -------------------------------------
@@ -401,8 +458,31 @@ def _frame(unit: np.ndarray, centre, a: float, b: float, theta: float) -> np.nda
     return np.asarray(centre, dtype=np.float64) + unit[:, :1] * a * u + unit[:, 1:] * b * v
 
 
-def _fill(image: np.ndarray, polygons: list[np.ndarray], colour) -> None:
-    """Fill polygons given in continuous coordinates; several polygons fill their symmetric difference (holes)."""
+def _fill_exact(image: np.ndarray, polygons: list[np.ndarray], colour) -> None:
+    """Fill polygons given in continuous coordinates, blending each pixel by the fraction of it they cover.
+
+    Several polygons fill their symmetric difference (holes). Coverage is counted on a grid of _SUPERSAMPLE^2 samples
+    per pixel over the polygons' bounds only, so the cost grows with the shape, not the image.
+    """
+    height, width = image.shape[:2]
+    corners = np.concatenate(polygons)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (width, height))
+    if x1 <= x0 or y1 <= y0:
+        return
+    samples = np.zeros(((y1 - y0) * _SUPERSAMPLE, (x1 - x0) * _SUPERSAMPLE), dtype=np.uint8)
+    # A sample's cv2 coordinate is its index; its centre lies half a sample past the index in continuous terms.
+    points = [np.round(((p - (x0, y0)) * _SUPERSAMPLE - 0.5) * (1 << _SUBPIXEL)).astype(np.int32) for p in polygons]
+    cv2.fillPoly(samples, points, 255, cv2.LINE_8, _SUBPIXEL)
+    coverage = cv2.resize(samples, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA) / np.float32(255)
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    coverage = coverage.reshape(coverage.shape + (1,) * (region.ndim - 2))  # one weight for all channels
+    region += coverage * (np.asarray(colour, dtype=np.float32) - region)
+    image[y0:y1, x0:x1] = np.round(region).astype(np.uint8)
+
+
+def _fill_antialiased(image: np.ndarray, polygons: list[np.ndarray], colour) -> None:
+    """Version 1's fill: cv2's anti-aliased ``fillPoly``, which also colours every pixel its outline touches."""
     points = [np.round((p - 0.5) * (1 << _SUBPIXEL)).astype(np.int32) for p in polygons]
     cv2.fillPoly(image, points, colour, cv2.LINE_AA, _SUBPIXEL)
 
@@ -427,16 +507,18 @@ def _token_geometry(rng, look: _Look, scale: float, rotated: bool):
     return s / 2, s / 2, 0.0, max(1.0, s / 6)
 
 
-def _draw_generic_token(image, occupied, cls, box, centre, a, b, theta, rim, look, rotated, fill=None) -> SceneObject:
+def _draw_generic_token(
+    image, occupied, cls, box, centre, a, b, theta, rim, look, rotated, fill, fill_colour=None
+) -> SceneObject:
     """Draw a token (rim, then its fill, then its dark front cap when rotated) and return its geometry."""
-    fill_colour, rim_colour = look.token_colours
+    token_fill, rim_colour = look.token_colours
     outline = _frame(look.token_shape, centre, a, b, theta)
-    _fill(image, [outline], rim_colour)
+    fill(image, [outline], rim_colour)
     inset = rim * look.token_inset
     if a > inset and b > inset:
-        _fill(image, [_frame(look.token_shape, centre, a - inset, b - inset, theta)], fill or fill_colour)
+        fill(image, [_frame(look.token_shape, centre, a - inset, b - inset, theta)], fill_colour or token_fill)
     if rotated:
-        _fill(image, [_frame(look.token_cap, centre, a, b, theta)], rim_colour)
+        fill(image, [_frame(look.token_cap, centre, a, b, theta)], rim_colour)
     _mark(occupied, box)
     corners = _frame(_SQUARE, centre, a, b, theta)
     keypoints = _frame(np.stack([np.cos(_CARDINAL), np.sin(_CARDINAL)], 1), centre, a, b, theta)
@@ -448,7 +530,7 @@ def _bounds(points: np.ndarray) -> tuple[float, float, float, float]:
     return float(x0), float(y0), float(x1), float(y1)
 
 
-def _draw_generic_tokens(rng, image, occupied, zones, kinds, scale, look, rotated) -> list[SceneObject]:
+def _draw_generic_tokens(rng, image, occupied, zones, kinds, scale, look, rotated, fill) -> list[SceneObject]:
     """Identical tokens, each labelled by the kind of the zone holding all of it."""
     objects = []
     for _ in range(int(rng.integers(*look.counts[2]))):
@@ -461,12 +543,12 @@ def _draw_generic_tokens(rng, image, occupied, zones, kinds, scale, look, rotate
         if zone is None:
             continue
         objects.append(
-            _draw_generic_token(image, occupied, int(kinds[zone]), box, centre, a, b, theta, rim, look, rotated)
+            _draw_generic_token(image, occupied, int(kinds[zone]), box, centre, a, b, theta, rim, look, rotated, fill)
         )
     return objects
 
 
-def _draw_generic_rings(rng, image, occupied, scale, look, rotated) -> list[SceneObject]:
+def _draw_generic_rings(rng, image, occupied, scale, look, rotated, fill) -> list[SceneObject]:
     """A few hollow rings; rotated ones are ellipses (or stretched hexagons) with a gap at the front."""
     objects = []
     for _ in range(int(rng.integers(*look.counts[0]))):
@@ -491,9 +573,9 @@ def _draw_generic_rings(rng, image, occupied, scale, look, rotated) -> list[Scen
             arc = _unit_ring(look.ring_shape, np.linspace(_RING_GAP, 2 * np.pi - _RING_GAP, 45))
             outer_arc = _frame(arc, centre, big, small, theta)
             inner_arc = _frame(arc, centre, big - t, small - t, theta)
-            _fill(image, [np.concatenate([outer_arc, inner_arc[::-1]])], colour)
+            fill(image, [np.concatenate([outer_arc, inner_arc[::-1]])], colour)
         else:
-            _fill(image, [outer, inner], colour)
+            fill(image, [outer, inner], colour)
         _mark(occupied, box)
         middle = _unit_ring(look.ring_shape, _CARDINAL)
         keypoints = _frame(middle, centre, big - t / 2, small - t / 2, theta)
@@ -502,7 +584,7 @@ def _draw_generic_rings(rng, image, occupied, scale, look, rotated) -> list[Scen
     return objects
 
 
-def _draw_generic_clutter(rng, image, occupied, scale, look, rotated) -> None:
+def _draw_generic_clutter(rng, image, occupied, scale, look, rotated, fill) -> None:
     """Unlabelled token-sized shapes: discs, triangles, crosses and hollow token outlines, turned when rotated."""
     fill_colour, rim_colour = look.token_colours
     disc = _unit_ring("circle")[::3]
@@ -515,22 +597,22 @@ def _draw_generic_clutter(rng, image, occupied, scale, look, rotated) -> None:
             continue
         box, centre = placed
         light = rng.random() < 0.6  # most clutter wears the token's colours, so colour alone is not enough
-        fill = fill_colour if light else tuple(rng.uniform(0, 255, 3))
+        inside = fill_colour if light else tuple(rng.uniform(0, 255, 3))
         rim = rim_colour if light else tuple(rng.uniform(0, 255, 3))
         width = max(1.0, s / 6)
         shape = int(rng.integers(0, 4))
         if shape in (0, 1):  # disc or triangle, rimmed like a token
             unit = disc if shape == 0 else _TRIANGLE
-            _fill(image, [_frame(unit, centre, a, b, theta)], rim)
+            fill(image, [_frame(unit, centre, a, b, theta)], rim)
             if a > width and b > width:
-                _fill(image, [_frame(unit, centre, a - width, b - width, theta)], fill)
+                fill(image, [_frame(unit, centre, a - width, b - width, theta)], inside)
         elif shape == 2:  # cross
-            _fill(image, [_frame(_BAR, centre, a, b, theta)], fill)
-            _fill(image, [_frame(_BAR[:, ::-1], centre, a, b, theta)], fill)
+            fill(image, [_frame(_BAR, centre, a, b, theta)], inside)
+            fill(image, [_frame(_BAR[:, ::-1], centre, a, b, theta)], inside)
         else:  # the token's outline, hollow
             outer = _frame(look.token_shape, centre, a, b, theta)
             inner = _frame(look.token_shape, centre, max(a - width, 0.5), max(b - width, 0.5), theta)
-            _fill(image, [outer, inner], fill)
+            fill(image, [outer, inner], inside)
         _mark(occupied, box)
 
 
