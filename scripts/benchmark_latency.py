@@ -17,7 +17,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 import ultralytics_biformer  # noqa: F401  (registers the configs also where auto-activation is off)
-from ultralytics_biformer.latency import torch_latency_ms
+from ultralytics_biformer.latency import check_timing, torch_latency_ms
 
 DEFAULT_MODELS = "yolo11n.yaml,yolo11n-biformer.yaml,yolo11n-biformer-backbone.yaml,yolo11n-biformer-neck.yaml,yolo12n.yaml"
 
@@ -29,8 +29,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
-    if args.rounds < 1 or args.warmup < 0:
-        parser.error(f"--rounds must be at least 1 and --warmup at least 0, got {args.rounds} and {args.warmup}")
+    try:
+        check_timing(args.warmup, args.rounds)
+    except ValueError as e:  # before any model is built
+        parser.error(str(e))
 
     names = args.models.split(",")
     models = {n: DetectionModel(n, verbose=False) for n in names}

@@ -143,6 +143,21 @@ def test_a_cached_dataset_missing_its_marker_is_generated_again(tmp_path):
     assert not [p for p in data_yaml.parent.parent.iterdir() if p.name.startswith(".")]  # nothing left aside
 
 
+def test_temp_folders_of_killed_generations_are_removed_but_not_running_ones(tmp_path):
+    import os
+    import time
+
+    root = tmp_path / "datasets"
+    abandoned, running = root / f".{TINY.folder_name}-old", root / f".{TINY.folder_name}-new"
+    other = root / f".{replace(TINY, seed=4).folder_name}-old"  # another spec's: not this call's business
+    for folder in (abandoned, running, other):
+        (folder / "images").mkdir(parents=True)
+    for folder in (abandoned, other):
+        os.utime(folder, (time.time() - 25 * 3600,) * 2)
+    ensure_dataset(TINY, root, log=lambda message: None)
+    assert sorted(p.name for p in root.iterdir()) == sorted([TINY.folder_name, running.name, other.name])
+
+
 def test_ultralytics_reads_the_data_yaml():
     from ultralytics.data.utils import check_det_dataset
 

@@ -12,7 +12,13 @@ from typing import Callable
 
 from ._validation import check_int_at_least, check_positive_int
 
-__all__ = ["median_ms", "torch_latency_ms"]
+__all__ = ["check_timing", "median_ms", "torch_latency_ms"]
+
+
+def check_timing(warmup: int, rounds: int) -> None:
+    """Raise ValueError unless ``warmup`` is a non-negative integer and ``rounds`` a positive one."""
+    check_int_at_least("warmup", warmup, 0)
+    check_positive_int("rounds", rounds)
 
 
 def median_ms(runs: dict[str, Callable[[], object]], warmup: int, rounds: int) -> dict[str, float]:
@@ -29,8 +35,7 @@ def median_ms(runs: dict[str, Callable[[], object]], warmup: int, rounds: int) -
     Raises:
         ValueError: ``warmup`` is not a non-negative integer, or ``rounds`` not a positive one.
     """
-    check_int_at_least("warmup", warmup, 0)
-    check_positive_int("rounds", rounds)
+    check_timing(warmup, rounds)
     for run in runs.values():
         for _ in range(warmup):
             run()
@@ -59,8 +64,7 @@ def torch_latency_ms(models: dict[str, object], imgsz: int, warmup: int, rounds:
 
     import torch
 
-    check_int_at_least("warmup", warmup, 0)
-    check_positive_int("rounds", rounds)
+    check_timing(warmup, rounds)
     nets = {name: copy.deepcopy(m).float().cpu().fuse(verbose=False).eval() for name, m in models.items()}
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

@@ -34,11 +34,13 @@ written once to a cache folder and reused; see :func:`cache_dir` and :func:`ensu
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -77,6 +79,7 @@ CLASSIFY_NAMES = CLASS_NAMES[:2]  # an image's class is the zone kind under its 
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 CACHE_ENV = "ULTRALYTICS_BIFORMER_CACHE"
 _SPLITS = {"train": 0, "val": 1}
+_ABANDONED_AFTER_S = 24 * 3600  # a temp folder untouched this long was left by a killed generation, not a running one
 _ROTATED_TASKS = ("obb", "pose")  # a square's or a circle's oriented box has no angle; these need elongated objects
 assert (STRIPES, PLAIN, RING) == (0, 1, 2) and len(CLASS_NAMES) == 3
 
@@ -177,7 +180,8 @@ def ensure_dataset(
     """Return the ``data=`` path of ``spec``'s dataset, generating it first if it is not cached yet.
 
     The dataset is written to a temporary folder and renamed into place when complete, so an interrupted or
-    concurrent generation never leaves a partial dataset behind.
+    concurrent generation never leaves a partial dataset behind. Temporary folders of this spec that a killed
+    generation left (untouched for a day) are deleted first.
 
     Args:
         spec (DatasetSpec): The dataset to provide.
@@ -193,6 +197,7 @@ def ensure_dataset(
         return cached
     final = root / spec.folder_name
     root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(root, spec)
     if final.exists():  # only a finished dataset is ever renamed here, so its marker went missing (a cut-short copy?)
         log(f"Replacing {final}: it lacks {_done_marker(spec, final).name}, so it is incomplete")
         stale = Path(tempfile.mkdtemp(prefix=f".{spec.folder_name}-stale-", dir=root))
@@ -211,6 +216,13 @@ def ensure_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _data_path(spec, final)
+
+
+def _remove_abandoned(root: Path, spec: DatasetSpec) -> None:
+    for folder in root.glob(f".{glob.escape(spec.folder_name)}-*"):
+        with contextlib.suppress(FileNotFoundError):  # another process removed it first
+            if time.time() - folder.stat().st_mtime > _ABANDONED_AFTER_S:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
