@@ -148,14 +148,25 @@ def test_temp_folders_of_killed_generations_are_removed_but_not_running_ones(tmp
     import time
 
     root = tmp_path / "datasets"
-    abandoned, running = root / f".{TINY.folder_name}-old", root / f".{TINY.folder_name}-new"
-    other = root / f".{replace(TINY, seed=4).folder_name}-old"  # another spec's: not this call's business
-    for folder in (abandoned, running, other):
-        (folder / "images").mkdir(parents=True)
-    for folder in (abandoned, other):
-        os.utime(folder, (time.time() - 25 * 3600,) * 2)
+    name = TINY.folder_name
+    abandoned, stale, running = (root / f".{name}-{suffix}" for suffix in ("k1ll3d_0", "stale-k1ll3d_1", "wr1t1ng0"))
+    # Other specs' temp folders, whose names extend ours: not this call's business.
+    others = [root / f".{replace(TINY, task='segment').folder_name}-k1ll3d_2", root / f".{name}0-k1ll3d_3"]
+    for folder in (abandoned, stale, running, *others):
+        (folder / "images" / "train").mkdir(parents=True)
+        (folder / "images" / "train" / "000000.jpg").write_bytes(b"")
+    day_ago = time.time() - 25 * 3600
+    for folder in (abandoned, stale, running, *others):
+        for path in (folder, *folder.rglob("*")):
+            os.utime(path, (day_ago, day_ago))
+    (running / "images" / "train" / "000001.jpg").write_bytes(b"")  # a generation started long ago, still writing
     ensure_dataset(TINY, root, log=lambda message: None)
-    assert sorted(p.name for p in root.iterdir()) == sorted([TINY.folder_name, running.name, other.name])
+    assert sorted(p.name for p in root.iterdir()) == sorted([name, running.name, *(o.name for o in others)])
+
+
+def test_an_image_that_cannot_be_written_stops_the_generation(tmp_path):
+    with pytest.raises(OSError, match="could not write .*000000.jpg; was its folder removed"):
+        synthetic._write_jpeg(tmp_path / "removed" / "000000.jpg", np.zeros((8, 8, 3), dtype=np.uint8))
 
 
 def test_ultralytics_reads_the_data_yaml():
@@ -297,8 +308,9 @@ def test_drawing_version_1_is_kept_and_2_changes_only_what_was_off():
         assert not np.array_equal(rotated_old.image, rotated_new.image)  # every filled shape is redrawn
     assert DatasetSpec().version == scene.VERSION == 2
     assert replace(TINY, version=1).folder_name.startswith(f"{synthetic.NAME}-v1-")
-    with pytest.raises(ValueError, match="dataset version must be one of 1, 2, got 3"):
-        replace(TINY, version=3)
+    for bad in (3, True, 2.0, "2"):
+        with pytest.raises(ValueError, match=f"dataset version must be one of 1, 2, got {bad!r}"):
+            replace(TINY, version=bad)
     with pytest.raises(ValueError, match="unknown drawing version 0; accepted: 1, 2"):
         render_scene(rng(0), 64, version=0)
 

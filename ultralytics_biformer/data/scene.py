@@ -18,6 +18,8 @@ circle's has none) and keypoints (front, right, back, left) are defined over a f
 
 The drawing has two versions. Version 2 (the default) draws what its labels say: filled shapes cover each pixel by
 the fraction of it inside their outline, and the benchmark's rings are labelled with the circle OpenCV actually drew.
+A rotated ring's box and oriented box enclose the whole ellipse, the gap at its front included, where its front
+keypoint lies.
 Version 1 is kept, pixel for pixel, so that results measured on it stay reproducible: its rings' labels are up to 2 px
 off the drawn ring, and its filled shapes bleed about 0.7 px past their outlines (``cv2.fillPoly`` with ``LINE_AA``).
 """
@@ -55,7 +57,7 @@ KEYPOINT_FLIP_IDX = (0, 3, 2, 1)
 
 _SUBPIXEL = 4  # cv2 drawing shift: polygon vertices are placed to 1/16 pixel
 # Exact fills rasterise at this many samples per pixel side. cv2 also fills the samples its right and bottom edges
-# touch, so a shape comes out 1/_SUPERSAMPLE px too wide and tall: 1/16 px, well under what a label can resolve.
+# touch, so a shape grows by 1/_SUPERSAMPLE px (and a hole shrinks by as much) there: well under a label's precision.
 _SUPERSAMPLE = 16
 _SQUARE = np.array([[1, -1], [1, 1], [-1, 1], [-1, -1]], dtype=np.float64)
 _DIAMOND = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.float64)

@@ -25,18 +25,18 @@ read from its zone:
   and then its surroundings read. Classes alternate with the image index, so every split holds both.
 
 Images are drawn with numpy and OpenCV from a seed alone (no fonts, no downloads), by one of two versions of the
-drawing (``version``; see :mod:`.scene`): 2, the default, labels exactly what it draws; 1 is kept because the ablation
-study was measured on it, and its ring labels and filled shapes are up to 2 px and about 0.7 px off their pixels. Each image gets its own random
-stream keyed by ``(seed, split, index)``, so a dataset's images do not depend on how many there are. Datasets are
-written once to a cache folder and reused; see :func:`cache_dir` and :func:`ensure_dataset`.
+drawing (``version``; see :mod:`.scene`): 2, the default, labels what it draws; 1 is kept because the ablation study
+was measured on it, and its ring labels and filled shapes are up to 2 px and about 0.7 px off their pixels. Each image
+gets its own random stream keyed by ``(seed, split, index)``, so a dataset's images do not depend on how many there
+are. Datasets are written once to a cache folder and reused; see :func:`cache_dir` and :func:`ensure_dataset`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -48,7 +48,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .._validation import check_int_at_least
+from .._validation import check_int_at_least, is_int_at_least
 from .scene import KEYPOINT_FLIP_IDX, KEYPOINT_NAMES, PLAIN, RING, STRIPES, STYLES, VERSION, VERSIONS, SceneObject
 from .scene import render_scene
 from .scene import REFERENCE_SIZE, TOKEN_FILL, TOKEN_RIM  # noqa: F401 - importable from here as before the split
@@ -116,7 +116,7 @@ class DatasetSpec:
             raise ValueError(f"dataset style must be one of {', '.join(STYLES)}, got {self.style!r}")
         if self.task not in TASKS:
             raise ValueError(f"dataset task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.version not in VERSIONS:
+        if not (is_int_at_least(self.version, 1) and self.version in VERSIONS):  # True == 1, but is no version
             raise ValueError(f"dataset version must be one of {', '.join(map(str, VERSIONS))}, got {self.version!r}")
         if self.task == "classify" and min(self.train, self.val) < len(CLASSIFY_NAMES):
             raise ValueError(
@@ -219,9 +219,16 @@ def ensure_dataset(
 
 
 def _remove_abandoned(root: Path, spec: DatasetSpec) -> None:
-    for folder in root.glob(f".{glob.escape(spec.folder_name)}-*"):
-        with contextlib.suppress(FileNotFoundError):  # another process removed it first
-            if time.time() - folder.stat().st_mtime > _ABANDONED_AFTER_S:
+    # Exactly the names mkdtemp gives this spec's temp and stale folders: another spec's folder name may extend ours.
+    ours = re.compile(re.escape(f".{spec.folder_name}-") + r"(stale-)?[a-z0-9_]{8}")
+    for folder in root.iterdir():
+        if not ours.fullmatch(folder.name):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another process removed it, or a file of it, first
+            # A folder's own time changes only when an entry is added to it, so a running generation shows its
+            # progress in the times of the files it writes.
+            newest = max(path.stat().st_mtime for path in (folder, *folder.rglob("*")))
+            if time.time() - newest > _ABANDONED_AFTER_S:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -255,7 +262,7 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
             _write_jpeg(out_dir / "images" / split / f"{stem}.jpg", scene.image)
             line = _LABEL_LINES[spec.task]
             (out_dir / "labels" / split / f"{stem}.txt").write_text("".join(line(o, spec.imgsz) for o in scene.objects))
-    info = {"name": NAME, **asdict(spec)}
+    info = {"name": NAME, "version": spec.version, **asdict(spec)}  # version second, as before it joined the spec
     if spec.task == "classify":
         (out_dir / "dataset.json").write_text(json.dumps(info, indent=2))  # last: marks a complete dataset
         return out_dir
@@ -265,7 +272,8 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):  # cv2 reports failure only this way
+        raise OSError(f"could not write {path}; was its folder removed during generation?")
 
 
 def _data_yaml(spec: DatasetSpec) -> str:
