@@ -322,7 +322,7 @@ _LABEL_LINES = {
 
 
 def render_image(
-    rng: np.random.Generator, size: int, style: str = "tokens", version: int = VERSION
+    rng: np.random.Generator, size: int, style: str = "tokens"
 ) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
     """Draw one ``size x size`` detection scene.
 
@@ -330,12 +330,11 @@ def render_image(
         rng (np.random.Generator): The image's random stream; the same stream always draws the same scene.
         size (int): Image width and height in pixels.
         style (str): The look, one of STYLES.
-        version (int): The drawing's version, one of VERSIONS.
 
     Returns:
         (np.ndarray): The BGR uint8 image.
         (list[tuple]): YOLO labels ``(class, x_center, y_center, width, height)``, normalised to the image size.
     """
-    scene = render_scene(rng, size, style, version=version)
+    scene = render_scene(rng, size, style)
     return scene.image, [_yolo_box(obj, size) for obj in scene.objects]
 
