@@ -546,7 +546,10 @@ def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
         (["bogus=1"], "unknown argument 'bogus' for 'compare'. Accepted keys: models, data, preset"),
         (["yolo11n.yaml"], "takes key=value arguments, got 'yolo11n.yaml'"),
         (["epochs=0"], "epochs=0: expected an integer >= 1"),
-        (["preset=huge"], "preset=huge: expected one of quick, study, full"),
+        (["preset=huge"], "preset=huge: expected one of quick, study, context, full"),
+        (["distance=8"], "distance=8 applies to the bundled context-range benchmark only: use it with preset=context"),
+        (["preset=context", "distance=300"], "dataset distance must be at most imgsz (256), got 300"),
+        (["preset=context", "task=pose"], "preset=context is a detection benchmark, but the models are pose models"),
         (["models=yolo11n.yaml,nope.yaml"], "unknown model 'nope.yaml'"),
         (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file. compare never downloads weights"),
         (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a model YAML of one of the tasks detect,"),
@@ -696,3 +699,18 @@ def test_bad_routes_arguments_are_reported(arguments, message, image_file, capsy
         arguments = [*arguments, f"source={image_file}"]
     assert main(["routes", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_context_preset_plans_one_folder_per_distance(tmp_path, monkeypatch):
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
+
+    def plan(*arguments):
+        return compare.make_plan(compare.parse_options([*arguments, f"project={tmp_path}"], compare.OPTIONS, "compare"))
+
+    plans = {d: plan("preset=context", f"distance={d}", "train=False") for d in (8, 48)}
+    for d, plan in plans.items():
+        assert plan.run_dir.name == f"context-d{d}"
+        assert Path(plan.train_args["data"]).parent.name.endswith(f"-context-v1-d{d}")
+        assert plan.settings["preset"] == "context" and plan.train_args["epochs"] == compare.PRESETS["context"].epochs
+    default = plan("preset=context", "train=False")
+    assert default.run_dir.name == f"context-d{compare.PRESETS['context'].dataset.distance}"

@@ -17,7 +17,6 @@ from ultralytics_biformer.data.scene import render_scene
 from ultralytics_biformer.data.synthetic import (
     CLASS_NAMES,
     CLASSIFY_NAMES,
-    STYLES,
     TASKS,
     DatasetSpec,
     cached_dataset,
@@ -27,6 +26,7 @@ from ultralytics_biformer.data.synthetic import (
 )
 
 TINY = DatasetSpec(seed=3, train=6, val=3, imgsz=96)
+STYLES = scene.STYLES  # the looks every task is drawn in; the context style has tests of its own (test_context.py)
 TOKEN_CLASSES = (scene.STRIPES, scene.PLAIN)
 
 
@@ -166,7 +166,7 @@ def test_temp_folders_of_killed_generations_are_removed_but_not_running_ones(tmp
 
 def test_an_image_that_cannot_be_written_stops_the_generation(tmp_path):
     with pytest.raises(OSError, match="could not write .*000000.jpg; was its folder removed"):
-        synthetic._write_jpeg(tmp_path / "removed" / "000000.jpg", np.zeros((8, 8, 3), dtype=np.uint8))
+        synthetic._write_image(tmp_path / "removed" / "000000.jpg", np.zeros((8, 8, 3), dtype=np.uint8))
 
 
 def test_ultralytics_reads_the_data_yaml():
@@ -401,7 +401,7 @@ def test_default_style_and_task_keep_the_benchmark_unchanged(generated):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("style", "coco", "style must be one of tokens, pretrain, got 'coco'"),
+        ("style", "coco", "style must be one of tokens, pretrain, context, got 'coco'"),
         ("task", "depth", "task must be one of detect, segment, pose, obb, classify, got 'depth'"),
     ],
 )

@@ -342,9 +342,11 @@ def _draw_rings(rng: np.random.Generator, image: np.ndarray, occupied: np.ndarra
     return rings
 
 
-def _draw_clutter(rng: np.random.Generator, image: np.ndarray, occupied: np.ndarray, scale: float) -> None:
-    """15-40 unlabelled token-sized shapes: discs, triangles, crosses and hollow squares."""
-    for _ in range(int(rng.integers(15, 41))):
+def _draw_clutter(
+    rng: np.random.Generator, image: np.ndarray, occupied: np.ndarray, scale: float, count: tuple[int, int] = (15, 41)
+) -> None:
+    """``count`` (15-40) unlabelled token-sized shapes: discs, triangles, crosses and hollow squares."""
+    for _ in range(int(rng.integers(*count))):
         s = _scaled(rng, 6, 16, scale)
         box = _place(rng, occupied, s, s, margin=1)
         if box is None:

@@ -49,13 +49,26 @@ import cv2
 import numpy as np
 
 from .._validation import check_int_at_least, is_int_at_least
-from .scene import KEYPOINT_FLIP_IDX, KEYPOINT_NAMES, PLAIN, RING, STRIPES, STYLES, VERSION, VERSIONS, SceneObject
-from .scene import render_scene
-from .scene import REFERENCE_SIZE, TOKEN_FILL, TOKEN_RIM  # noqa: F401 - importable from here as before the split
+from . import scene
+from .context import CONTEXT_CLASS_NAMES, render_context_scene
+from .scene import (  # noqa: F401 - importable from here as before the split
+    KEYPOINT_FLIP_IDX,
+    KEYPOINT_NAMES,
+    PLAIN,
+    REFERENCE_SIZE,
+    RING,
+    STRIPES,
+    TOKEN_FILL,
+    TOKEN_RIM,
+    VERSION,
+    VERSIONS,
+    SceneObject,
+    render_scene,
+)
 
 __all__ = [
-    "CLASS_NAMES",
     "CLASSIFY_NAMES",
+    "CLASS_NAMES",
     "STYLES",
     "TASKS",
     "VERSION",
@@ -73,10 +86,12 @@ NAME = "context-tokens"
 # Revisions of everything that is not the detection benchmark itself: bump one when its drawing or labels change.
 # Each appears in the folder name of the datasets it concerns, so the benchmark's own folder name never changes.
 # A new drawing version (scene.VERSIONS) changes every folder name instead.
-REVISIONS = {"pretrain": 1, "segment": 1, "pose": 1, "obb": 1, "classify": 1}
+REVISIONS = {"pretrain": 1, "context": 1, "segment": 1, "pose": 1, "obb": 1, "classify": 1}
 CLASS_NAMES = ("token-on-stripes", "token-on-plain", "ring")
 CLASSIFY_NAMES = CLASS_NAMES[:2]  # an image's class is the zone kind under its marked token
 TASKS = ("detect", "segment", "pose", "obb", "classify")
+# The scene looks of :mod:`.scene`, and ``context``: the context-range benchmark of :mod:`.context` (detect only).
+STYLES = (*scene.STYLES, "context")
 CACHE_ENV = "ULTRALYTICS_BIFORMER_CACHE"
 _SPLITS = {"train": 0, "val": 1}
 _ABANDONED_AFTER_S = 24 * 3600  # a temp folder untouched this long was left by a killed generation, not a running one
@@ -93,10 +108,13 @@ class DatasetSpec:
         train (int): Number of train images.
         val (int): Number of val images.
         imgsz (int): Square image size in pixels, at least 32.
-        style (str): The look, one of STYLES: ``tokens`` (the benchmark) or ``pretrain`` (another domain with the
-            same classes, to pre-train on before fine-tuning on ``tokens``).
+        style (str): The look, one of STYLES: ``tokens`` (the benchmark), ``pretrain`` (another domain with the
+            same classes, to pre-train on before fine-tuning on ``tokens``) or ``context`` (the context-range
+            benchmark, detect only: a token's class is decided at least ``distance`` pixels away).
         task (str): The YOLO task the labels are for, one of TASKS.
         version (int): The drawing's version, one of VERSIONS: the latest by default; 1 reproduces the study.
+        distance (int | None): For style ``context`` only, and required there: the radius in pixels of the clearing
+            around every token, the distance from its centre to the nearest evidence of its class.
     """
 
     seed: int = 0
@@ -106,6 +124,7 @@ class DatasetSpec:
     style: str = "tokens"
     task: str = "detect"
     version: int = VERSION
+    distance: int | None = None
 
     def __post_init__(self):
         for key in ("seed", "train", "val", "imgsz"):
@@ -118,6 +137,16 @@ class DatasetSpec:
             raise ValueError(f"dataset task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if not (is_int_at_least(self.version, 1) and self.version in VERSIONS):  # True == 1, but is no version
             raise ValueError(f"dataset version must be one of {', '.join(map(str, VERSIONS))}, got {self.version!r}")
+        if self.style == "context":
+            if self.task != "detect":
+                raise ValueError(f"dataset style context has detection labels only (task detect), got {self.task!r}")
+            if self.distance is None:
+                raise ValueError("dataset style context needs a distance in pixels, e.g. distance=48")
+            check_int_at_least("dataset distance", self.distance, 0)
+            if self.distance > self.imgsz:
+                raise ValueError(f"dataset distance must be at most imgsz ({self.imgsz}), got {self.distance}")
+        elif self.distance is not None:
+            raise ValueError(f"dataset distance applies to style context only, not to style {self.style!r}")
         if self.task == "classify" and min(self.train, self.val) < len(CLASSIFY_NAMES):
             raise ValueError(
                 f"a classify dataset needs at least {len(CLASSIFY_NAMES)} train and {len(CLASSIFY_NAMES)} val images "
@@ -128,13 +157,16 @@ class DatasetSpec:
     def folder_name(self) -> str:
         """The cache folder name, unique per spec and generator version; the benchmark's own has no suffix."""
         suffix = "".join(f"-{part}-v{REVISIONS[part]}" for part in (self.style, self.task) if part in REVISIONS)
+        if self.distance is not None:
+            suffix += f"-d{self.distance}"
         return f"{NAME}-v{self.version}-seed{self.seed}-{self.train}x{self.val}-{self.imgsz}px{suffix}"
 
     def describe(self) -> str:
         """One line for messages, e.g. ``detect, 160 train + 40 val images, 256px, seed 0, style tokens, v2``."""
+        distance = "" if self.distance is None else f", distance {self.distance}px"
         return (
             f"{self.task}, {self.train} train + {self.val} val images, {self.imgsz}px, seed {self.seed}, "
-            f"style {self.style}, v{self.version}"
+            f"style {self.style}{distance}, v{self.version}"
         )
 
 
@@ -256,10 +288,14 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
             if spec.task == "classify":
                 marked = index % len(CLASSIFY_NAMES)
                 scene = render_scene(rng, spec.imgsz, spec.style, marked=marked, version=spec.version)
-                _write_jpeg(out_dir / split / CLASSIFY_NAMES[scene.marked] / f"{stem}.jpg", scene.image)
+                _write_image(out_dir / split / CLASSIFY_NAMES[scene.marked] / f"{stem}.jpg", scene.image)
                 continue
-            scene = render_scene(rng, spec.imgsz, spec.style, rotated=rotated, version=spec.version)
-            _write_jpeg(out_dir / "images" / split / f"{stem}.jpg", scene.image)
+            if spec.style == "context":  # lossless: JPEG's 8x8 blocks would carry texture into the clearings
+                scene = render_context_scene(rng, spec.imgsz, spec.distance, kind=index % len(CONTEXT_CLASS_NAMES))
+                _write_image(out_dir / "images" / split / f"{stem}.png", scene.image)
+            else:
+                scene = render_scene(rng, spec.imgsz, spec.style, rotated=rotated, version=spec.version)
+                _write_image(out_dir / "images" / split / f"{stem}.jpg", scene.image)
             line = _LABEL_LINES[spec.task]
             (out_dir / "labels" / split / f"{stem}.txt").write_text("".join(line(o, spec.imgsz) for o in scene.objects))
     info = {"name": NAME, "version": spec.version, **asdict(spec)}  # version second, as before it joined the spec
@@ -271,14 +307,17 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
     return out_dir / "data.yaml"
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):  # cv2 reports failure only this way
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Write a JPEG (quality 95) or a PNG, by ``path``'s suffix."""
+    options = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []
+    if not cv2.imwrite(str(path), image, options):  # cv2 reports failure only this way
         raise OSError(f"could not write {path}; was its folder removed during generation?")
 
 
 def _data_yaml(spec: DatasetSpec) -> str:
     variant = "" if (spec.style, spec.task) == ("tokens", "detect") else f" ({spec.task}, style {spec.style})"
-    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
+    class_names = CONTEXT_CLASS_NAMES if spec.style == "context" else CLASS_NAMES
+    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(class_names))
     text = f"# {NAME} v{spec.version}{variant}, generated by ultralytics_biformer.data.synthetic\n"
     text += f"train: images/train\nval: images/val\nnames:\n{names}\n"
     if spec.task == "pose":

@@ -1,0 +1,181 @@
+"""The context-range benchmark: its one knob, its determinism, and the shortcuts it closes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ultralytics_biformer.cli import main
+from ultralytics_biformer.data import synthetic
+from ultralytics_biformer.data.context import (
+    CHECKS,
+    CONTEXT_CLASS_NAMES,
+    STRIPES,
+    _texture,
+    render_context_scene,
+    token_centres,
+)
+from ultralytics_biformer.data.presets import PRESET_SPECS
+from ultralytics_biformer.data.synthetic import DatasetSpec, generate_dataset
+
+SIZE = 128
+DISTANCES = (0, 8, 24, 48)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
+
+
+def _scene(index: int, distance: int, kind: int, size: int = SIZE):
+    return render_context_scene(np.random.default_rng([7, 0, index]), size, distance, kind)
+
+
+def _distance_to_tokens(scene, size: int) -> np.ndarray:
+    """Per pixel, the distance of its centre to the nearest token centre."""
+    axis = np.arange(size) + 0.5
+    centres = token_centres([o.box for o in scene.objects])
+    return np.min([np.hypot(axis[None, :] - cx, axis[:, None] - cy) for cx, cy in centres], axis=0)
+
+
+def _labels(scene) -> list[tuple]:
+    return [(o.cls, o.box) for o in scene.objects]
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_the_class_changes_no_pixel_closer_than_distance_to_a_token(distance):
+    """Own pixels and surroundings: both kinds drawn from one stream are identical within ``distance`` of every token
+    centre (a window of radius d/2 in particular), and differ beyond it, where the evidence lies."""
+    differing_far = 0
+    for index in range(12):
+        stripes, checks = _scene(index, distance, STRIPES), _scene(index, distance, CHECKS)
+        assert [box for _, box in _labels(stripes)] == [box for _, box in _labels(checks)]
+        assert {cls for cls, _ in _labels(stripes)} <= {STRIPES} and {cls for cls, _ in _labels(checks)} <= {CHECKS}
+        near = _distance_to_tokens(stripes, SIZE) < distance
+        differs = (stripes.image != checks.image).any(-1)
+        assert not differs[near].any(), f"scene {index}: the class shows within {distance} px of a token"
+        differing_far += differs[~near].sum()
+    assert differing_far > 0.3 * 12 * SIZE * SIZE * (1 if distance < 24 else 0.3)  # the evidence is there
+
+
+def test_the_evidence_begins_at_distance():
+    """The closest pixel that tells the kinds apart lies at the clearing's edge, not farther."""
+    for distance in (8, 24):
+        gaps = []
+        for index in range(8):
+            stripes, checks = _scene(index, distance, STRIPES), _scene(index, distance, CHECKS)
+            differs = (stripes.image != checks.image).any(-1)
+            gaps.append(_distance_to_tokens(stripes, SIZE)[differs].min())
+        assert distance <= min(gaps) < distance + 2, (distance, gaps)
+
+
+def test_distance_is_the_only_knob():
+    """Token count, sizes and positions, clutter and colours do not depend on the distance: one stream gives the same
+    labels at every distance, and the same pixels wherever no clearing of either distance reaches."""
+    for index in range(10):
+        scenes = [_scene(index, d, index % 2) for d in DISTANCES]
+        assert all(_labels(s) == _labels(scenes[0]) for s in scenes)
+        near, far = scenes[1], scenes[-1]
+        outside = _distance_to_tokens(near, SIZE) >= DISTANCES[-1]
+        assert np.array_equal(near.image[outside], far.image[outside])
+
+
+def test_class_balance_and_count_do_not_depend_on_distance(tmp_path):
+    counts = {}
+    for distance in (8, 48):
+        spec = DatasetSpec(seed=1, train=6, val=2, imgsz=96, style="context", distance=distance)
+        root = generate_dataset(spec, tmp_path / f"d{distance}").parent
+        rows = [line.split() for f in sorted((root / "labels").rglob("*.txt")) for line in f.read_text().splitlines()]
+        counts[distance] = [row[0] for row in rows]
+        images = sorted((root / "images" / "train").iterdir())
+        assert [p.suffix for p in images] == [".png"] * 6  # lossless: no JPEG block carries texture inward
+    assert counts[8] == counts[48]
+    assert set(counts[8]) == {"0", "1"}
+
+
+def test_both_kinds_have_the_same_colour_statistics():
+    """Whole-image colour statistics carry no class: the blend weights of both textures have one distribution, and
+    the images' mean and spread agree within noise."""
+    rng = np.random.default_rng(0)
+    weights = {kind: np.concatenate([_texture(rng, 96, 1.0, kind).ravel() for _ in range(40)]) for kind in (0, 1)}
+    quantiles = np.linspace(0.05, 0.95, 19)
+    assert np.abs(np.quantile(weights[0], quantiles) - np.quantile(weights[1], quantiles)).max() < 0.02
+    stats = {kind: [] for kind in (STRIPES, CHECKS)}
+    for index in range(40):
+        for kind in stats:
+            image = _scene(index, 24, kind).image.astype(np.float64)
+            stats[kind].append([image.mean(), image.std()])
+    paired = np.array(stats[STRIPES]) - np.array(stats[CHECKS])
+    assert np.abs(paired).max() < 1.5, np.abs(paired).max(0)  # grey levels, per image, same stream
+
+
+def test_the_kinds_are_told_apart_by_structure_not_colour():
+    """The evidence is real: along a stripe the stripes texture is constant and the checks texture flips."""
+    textures = {kind: _texture(np.random.default_rng(3), 64, 4.0, kind) for kind in (STRIPES, CHECKS)}
+    theta = np.random.default_rng(3).uniform(0, 2 * np.pi, 3)[0]  # the texture's first draw
+    along_a_stripe = np.array([-np.sin(theta), np.cos(theta)])
+    points = [np.array([32.0, 32.0]) + t * along_a_stripe for t in range(-28, 29, 2)]
+    pixels = [(int(y), int(x)) for x, y in points if (0 <= min(x, y)) and max(x, y) < 64]
+    values = {kind: np.array([texture[p] for p in pixels]) for kind, texture in textures.items()}
+    assert np.ptp(values[STRIPES]) < 0.1  # constant along a stripe, up to pixel rounding
+    assert np.ptp(values[CHECKS]) > 0.5  # flipped in alternate bands
+
+
+def test_generation_is_deterministic_and_loads_in_ultralytics(tmp_path):
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    from ultralytics_biformer.cli.offline import offline_ultralytics
+
+    spec = DatasetSpec(seed=2, train=6, val=2, imgsz=96, style="context", distance=24)
+    first, second = generate_dataset(spec, tmp_path / "a"), generate_dataset(spec, tmp_path / "b")
+    files = [{str(p.relative_to(f.parent)): p.read_bytes() for p in f.parent.rglob("*.*")} for f in (first, second)]
+    assert files[0] == files[1]
+    offline_ultralytics()
+    data = check_det_dataset(str(first))
+    assert list(data["names"].values()) == list(CONTEXT_CLASS_NAMES)
+    dataset = build_yolo_dataset(get_cfg(overrides={"imgsz": 96}), data["train"], 4, data, "val")
+    lines = sum(len(p.read_text().splitlines()) for p in (first.parent / "labels" / "train").glob("*.txt"))
+    assert len(dataset.labels) == spec.train and sum(len(label["cls"]) for label in dataset.labels) == lines > 0
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"style": "context"}, "needs a distance in pixels"),
+        ({"style": "context", "distance": 8, "task": "pose"}, "detection labels only"),
+        ({"style": "context", "distance": -1}, "distance must be a non-negative integer"),
+        ({"style": "context", "distance": 2.5}, "distance must be a non-negative integer"),
+        ({"style": "context", "distance": 100}, "at most imgsz"),
+        ({"distance": 8}, "applies to style context only"),
+    ],
+)
+def test_spec_refuses_a_bad_context_spec(changes, message):
+    with pytest.raises(ValueError, match=message):
+        replace(DatasetSpec(imgsz=96), **changes)
+
+
+def test_scene_refuses_a_bad_kind_or_distance():
+    with pytest.raises(ValueError, match="kind must be 0 .stripes. or 1 .checks., got 2"):
+        render_context_scene(np.random.default_rng(0), 64, 8, 2)
+    with pytest.raises(ValueError, match="non-negative integer of pixels, got True"):
+        render_context_scene(np.random.default_rng(0), 64, True, 0)
+
+
+def test_folders_differ_by_distance():
+    names = [replace(PRESET_SPECS["context"], distance=d).folder_name for d in DISTANCES]
+    assert len(set(names)) == len(DISTANCES) and all(n.endswith(f"-d{d}") for n, d in zip(names, DISTANCES))
+
+
+def test_dataset_command_makes_a_context_dataset(capsys):
+    assert main(["dataset", "style=context", "distance=12", "train=2", "val=2", "imgsz=64"]) == 0
+    out, err = capsys.readouterr()
+    path = Path(out.strip())
+    assert path.parent.name.endswith("-context-v1-d12") and path.is_file()
+    assert "preset context (the default of style=context)" in err and "distance 12px" in err
+    assert main(["dataset", "distance=12"]) == 2
+    assert "applies to style context only" in capsys.readouterr().err
