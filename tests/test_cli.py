@@ -240,8 +240,9 @@ def test_optimizer_names_are_taken_in_any_case_as_ultralytics_does(name):
 
 
 def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_values():
-    """A 3-seed baseline next to a 2-seed model reads like a comparison of means unless the table says which seeds
-    each mean covers; a NaN metric (a diverged run) counts as missing instead of breaking the report."""
+    """A 3-seed baseline next to a 2-seed model reads like a comparison of means unless the table says how many seeds
+    and which each mean covers; a NaN metric (a diverged run) is named as a failed run instead of breaking the
+    report."""
     from ultralytics_biformer.evaluation import TASK_METRICS
 
     def row(model, values):
@@ -256,7 +257,8 @@ def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_val
             r[f"{key}_mean"], r[f"{key}_std"] = report._mean_std([run.get(key) for run in r["runs"]])
     table, _ = report.markdown_table(rows, task)
     cells = {line.split("`")[1]: [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]}
-    assert [cells[m][1] for m in ("a.yaml", "b.yaml", "c.yaml", "d.yaml")] == ["0, 1, 2", "0, 1", "-", "0, 1, 2"]
+    seeds = [cells[m][1] for m in ("a.yaml", "b.yaml", "c.yaml", "d.yaml")]
+    assert seeds == ["3: 0, 1, 2", "2: 0, 1", "-", "2: 0, 2 (seed 1 failed)"]
     assert cells["d.yaml"][4] == "0.7700 ± 0.0707"  # mean and std of 0.82 and 0.72 alone
 
 
@@ -704,13 +706,13 @@ def test_bad_routes_arguments_are_reported(arguments, message, image_file, capsy
 def test_context_preset_plans_one_folder_per_distance(tmp_path, monkeypatch):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
-    def plan(*arguments):
+    def make(*arguments):
         return compare.make_plan(compare.parse_options([*arguments, f"project={tmp_path}"], compare.OPTIONS, "compare"))
 
-    plans = {d: plan("preset=context", f"distance={d}", "train=False") for d in (8, 48)}
+    plans = {d: make("preset=context", f"distance={d}", "train=False") for d in (8, 48)}
     for d, plan in plans.items():
         assert plan.run_dir.name == f"context-d{d}"
         assert Path(plan.train_args["data"]).parent.name.endswith(f"-context-v1-d{d}")
         assert plan.settings["preset"] == "context" and plan.train_args["epochs"] == compare.PRESETS["context"].epochs
-    default = plan("preset=context", "train=False")
+    default = make("preset=context", "train=False")
     assert default.run_dir.name == f"context-d{compare.PRESETS['context'].dataset.distance}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import csv
 import inspect
+import json
 import math
 import sys
 from pathlib import Path
@@ -128,3 +130,104 @@ def test_report_says_why_a_verdict_is_missing():
     assert "mAP50-95: **no verdict possible with the same difference on every seed** (+0.0250)" in verdict
     assert "small objects: **n/a (no value for this metric on any paired seed)**" in verdict
     assert "better" not in verdict and "no paired runs yet" not in verdict
+
+
+def test_p_value_matches_the_closed_form_for_two_degrees_of_freedom():
+    # Differences 0.01, 0.02, 0.03: mean 0.02, std 0.01, t = 0.02 / (0.01 / sqrt 3) = 2 sqrt 3. With df = 2, Student's
+    # t has the closed-form cdf 1/2 + t / (2 sqrt(2 + t^2)), so p = 1 - t / sqrt(2 + t^2) = 1 - sqrt(12 / 14).
+    d = paired_difference({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.51, 1: 0.52, 2: 0.53})
+    assert d.p_value == pytest.approx(1 - (12 / 14) ** 0.5, rel=1e-6)
+    assert paired_difference({0: 0.5, 1: 0.6}, {0: 0.55, 1: 0.65}).p_value is None  # no spread, no test
+    assert paired_difference({0: 0.5}, {0: 0.55}).p_value is None
+
+
+def test_holm_on_a_hand_computed_case():
+    # Sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06 (never below its predecessor).
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert stats.holm([]) == []
+
+
+def test_family_verdicts_need_the_holm_adjusted_p_value_below_five_percent():
+    base = {0: 0.5, 1: 0.5, 2: 0.5}
+    strong = paired_difference(base, {0: 0.60, 1: 0.61, 2: 0.62})  # p = 0.0027
+    weak = paired_difference(base, {0: 0.45, 1: 0.47, 2: 0.46})  # p = 0.0202: "worse" alone
+    null = paired_difference(base, {0: 0.52, 1: 0.47, 2: 0.50})
+    one_seed = paired_difference({0: 0.5}, {0: 0.6})
+    assert weak.verdict == "worse" and weak.p_value == pytest.approx(0.0202, abs=1e-4)
+    verdicts, adjusted = stats.family_verdicts([strong, weak, weak, null, one_seed])
+    # Four tested: 0.0027 x 4 = 0.011; 0.0202 x 3 = 0.061 and x 2 = 0.040 -> 0.061; 0.84 x 1 -> 0.84.
+    assert verdicts == ["better", *["no detectable difference"] * 3, "no verdict possible with one seed"]
+    assert adjusted[:4] == pytest.approx([4 * strong.p_value, 3 * weak.p_value, 3 * weak.p_value, null.p_value])
+    assert adjusted[4] is None  # not counted in the family
+    assert stats.family_verdicts([weak])[0] == ["worse"]  # a family of one is the single comparison
+
+
+def _written_report(tmp_path, maps: dict[str, dict[int, float]], resumed: dict[str, dict[int, int]] | None = None):
+    """write_report over records with these mAP50-95 values (small objects 0.1 below); returns (markdown, paired)."""
+    from ultralytics_biformer.cli.plan import ModelEntry, Plan
+    from ultralytics_biformer.cli.report import write_report
+
+    models = [ModelEntry(name, name, name.removesuffix(".yaml")) for name in maps]
+    seeds = sorted({seed for values in maps.values() for seed in values})
+    settings = dict(data="d.yaml", preset="quick", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
+    plan = Plan(tmp_path, models, seeds, {}, {}, {**settings, "device": "cpu", "seeds": seeds})
+    for model in models:
+        for seed, value in maps[model.spec].items():
+            record = {"seed": seed, "map": value, "map50": value, "map_small": value - 0.1}
+            record["resumed_from_epoch"] = (resumed or {}).get(model.spec, {}).get(seed)
+            plan.train_record(model, seed).parent.mkdir(parents=True, exist_ok=True)
+            plan.train_record(model, seed).write_text(json.dumps(record))
+    write_report(plan)
+    with open(tmp_path / "paired.csv") as f:
+        paired = list(csv.DictReader(f))
+    return (tmp_path / "compare.md").read_text(), paired
+
+
+def test_report_gives_verdicts_on_named_metrics_only_with_holm_over_models(tmp_path):
+    maps = {
+        "a.yaml": {0: 0.5, 1: 0.5, 2: 0.5},
+        "b.yaml": {0: 0.45, 1: 0.47, 2: 0.46},  # p = 0.0202 on both verdict metrics: "worse" alone
+        "c.yaml": {0: 0.52, 1: 0.47, 2: 0.50},
+    }
+    markdown, paired = _written_report(tmp_path, maps)
+    line = next(text for text in markdown.splitlines() if text.startswith("- `b.yaml` vs"))
+    # Four tested comparisons (2 models x mAP50-95 and small): 0.0202 x 4 and x 3, then 0.84 x 2 and x 1.
+    assert "mAP50-95: **no detectable difference** (-0.0400, p 0.020, Holm 0.081)" in line
+    assert "Holm's correction over 4 tested comparisons" in markdown
+    rows = {(r["model"], r["metric"]): r for r in paired}
+    assert rows["b.yaml", "map"]["verdict"] == "no detectable difference"
+    assert float(rows["b.yaml", "map"]["p_value"]) == pytest.approx(0.0202, abs=1e-4)
+    assert float(rows["b.yaml", "map"]["p_holm"]) == pytest.approx(4 * 0.020204, abs=2e-4)
+    assert rows["b.yaml", "map50"]["verdict"] == "exploratory" and rows["b.yaml", "map50"]["p_holm"] == ""
+    alone, _ = _written_report(tmp_path / "alone", {name: maps[name] for name in ("a.yaml", "b.yaml")})
+    assert "mAP50-95: **worse** (-0.0400, p 0.020, Holm 0.040)" in alone  # two tests: 0.0202 x 2
+
+
+def test_report_names_a_diverged_run_as_failed(tmp_path):
+    maps = {"a.yaml": {0: 0.5, 1: 0.52, 2: 0.51}, "b.yaml": {0: 0.55, 1: float("nan"), 2: 0.56}}
+    markdown, paired = _written_report(tmp_path, maps)
+    assert "- `b.yaml` seed 1: finished without a usable mAP50-95 (nan); it diverged" in markdown
+    assert "| `b.yaml` | 2: 0, 2 (seed 1 failed) |" in markdown
+    assert next(r for r in paired if r["model"] == "b.yaml" and r["metric"] == "map")["seeds"] == "2"
+
+
+def test_report_flags_pairs_that_contain_a_resumed_run(tmp_path):
+    maps = {"a.yaml": {0: 0.5, 1: 0.52, 2: 0.51}, "b.yaml": {0: 0.55, 1: 0.53, 2: 0.56}}
+    markdown, paired = _written_report(tmp_path, maps, resumed={"a.yaml": {2: 7}, "b.yaml": {1: 3}})
+    line = next(text for text in markdown.splitlines() if text.startswith("- `b.yaml` vs"))
+    assert line.endswith("; not exact pairs: seeds 1, 2 resumed")
+    assert {r["resumed_seeds"] for r in paired if r["seeds"] != "0"} == {"1 2"}
+    plain, plain_paired = _written_report(tmp_path / "plain", maps)
+    assert "not exact pairs" not in plain and {r["resumed_seeds"] for r in plain_paired} == {""}
+
+
+def test_report_header_states_the_workers_asked_for_and_in_effect(tmp_path):
+    from ultralytics_biformer.cli.plan import Plan
+    from ultralytics_biformer.cli.report import _settings_lines
+
+    settings = dict(data="d.yaml", preset="quick", epochs=1, imgsz=64, batch=2, optimizer="auto", extra={}, seeds=[0])
+    cpu = Plan(tmp_path, [], [0], {"workers": 2}, {}, {**settings, "workers": 0, "device": "cpu"})
+    assert "workers=2 (0 in effect: Ultralytics loads data in the training process on a cpu)" in _settings_lines(cpu, [])[1]
+    gpu = Plan(tmp_path, [], [0], {"workers": 2}, {}, {**settings, "workers": 2, "device": "cuda"})
+    assert " workers=2 optimizer" in _settings_lines(gpu, [])[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation import TaskMetrics
-from ..stats import paired_difference, usable
+from ..stats import family_verdicts, paired_difference, usable
 from .plan import Plan
 
 __all__ = ["collect", "paired_markdown", "paired_rows", "write_report"]
@@ -76,10 +76,16 @@ _COST_NOTES = """\
   Ultralytics runtime, excludes dataloader worker processes).
 - With several seeds, cells show mean +- sample standard deviation over the seeds in the Seeds column; models with
   different seeds there do not compare by these means: the paired table below compares them seed by seed.
+- Seeds: how many runs count in the means, and their seeds; a run whose main metric is missing or not finite (it
+  diverged) is named as failed and counts in no mean or difference.
 - Paired differences: for each seed, the model's value minus the baseline's (the first model) trained with the same
-  seed, hence the same data order; mean, sample std and a two-sided 95% Student-t interval over seeds. A verdict says
-  better or worse only where that interval excludes zero and the differences vary over seeds (the same difference on
-  every seed measures no seed noise, so it gets no verdict)."""
+  seed, hence the same data order; mean and a two-sided 95% Student-t interval over seeds. Verdicts are given only
+  on the metrics named for them (the main metric and, where there are boxes, small objects), decided together for
+  all models with Holm's correction: better or worse where the Holm-adjusted p-value of the paired t-test is below
+  0.05, which keeps the chance of any false verdict in the report at 5%. p is the raw p-value, Holm the adjusted
+  one. Every other column is exploratory: an interval that excludes zero there is no finding. A pair containing a
+  run that resumed after an interruption is flagged: its augmentation draws differ after the resume, so it is not
+  an exact pair."""
 
 
 def _load(path: Path) -> dict | None:
@@ -93,6 +99,23 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
+def diverged(run: dict, task: TaskMetrics) -> bool:
+    """Whether a finished run has no usable value of the task's main metric (NaN, infinite or missing)."""
+    return not usable(run.get(task.primary))
+
+
+def _seeds_cell(runs: list[dict], task: TaskMetrics) -> str:
+    """``"3: 0, 1, 2"``; failed runs named after the seeds that count: ``"2: 0, 2 (seed 1 failed)"``."""
+    if not runs:
+        return "-"
+    counted = [r["seed"] for r in runs if not diverged(r, task)]
+    failed = [r["seed"] for r in runs if diverged(r, task)]
+    cell = f"{len(counted)}: {', '.join(map(str, counted))}" if counted else "0"
+    if failed:
+        cell += f" (seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))} failed)"
+    return cell
+
+
 def collect(plan: Plan) -> list[dict[str, Any]]:
     """One summary per model: its runs' records, each metric's mean and std over seeds, and its benchmark."""
     rows = []
@@ -100,9 +123,10 @@ def collect(plan: Plan) -> list[dict[str, Any]]:
         runs = [r for r in (_load(plan.train_record(model, s)) for s in plan.seeds) if r is not None]
         bench = _load(plan.bench_record(model)) or {}
         row = {"model": model.spec, "label": model.label, "runs": runs, "bench": bench}
+        counted = [r for r in runs if not diverged(r, plan.metrics)]  # a diverged run counts nowhere
         for key, _, _ in run_metrics(plan.metrics):
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in runs])
-            row[f"{key}_by_seed"] = {r["seed"]: r.get(key) for r in runs}
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in counted])
+            row[f"{key}_by_seed"] = {r["seed"]: r.get(key) for r in counted}
         rows.append(row)
     return rows
 
@@ -154,7 +178,7 @@ def markdown_table(
         cells = [
             f"`{row['model']}`",
             # Means over different seed sets do not compare (the paired table pairs seeds); the column says which.
-            ", ".join(str(r["seed"]) for r in row["runs"]) or "-",
+            _seeds_cell(row["runs"], task),
             _number(bench["params"] / 1e6 if bench else None, 2, absent),
             _number(bench.get("gflops"), 2, absent),
             *(metric[key] for key, _, _ in accuracy),
@@ -176,13 +200,39 @@ def _transferred(runs: list[dict]) -> str:
     return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
 
 
+def _resumed_seeds(*rows: dict[str, Any]) -> set[int]:
+    return {r["seed"] for row in rows for r in row.get("runs", []) if r.get("resumed_from_epoch")}
+
+
 def paired_rows(rows: list[dict[str, Any]], task: TaskMetrics) -> list[dict[str, Any]]:
-    """Each non-baseline model's paired difference from the baseline (the first row), for every accuracy metric."""
+    """Each non-baseline model's paired difference from the baseline (the first row), for every accuracy metric.
+
+    Each pair says whether its metric is a verdict metric, its verdict and Holm-adjusted p-value (decided over all
+    models and verdict metrics together; None and "exploratory" for the other metrics), and which of its seeds pair a
+    run that resumed after an interruption.
+    """
     baseline, out = rows[0], []
+    verdict_keys = verdict_metrics(task)
     for row in rows[1:]:
         for m in task.accuracy:
             diff = paired_difference(baseline[f"{m.key}_by_seed"], row[f"{m.key}_by_seed"])
-            out.append({"model": row["model"], "metric": m.key, "title": m.title, "digits": m.digits, "diff": diff})
+            out.append(
+                {
+                    "model": row["model"],
+                    "metric": m.key,
+                    "title": m.title,
+                    "digits": m.digits,
+                    "diff": diff,
+                    "verdict_metric": m.key in verdict_keys,
+                    "verdict": "exploratory",
+                    "p_holm": None,
+                    "resumed_seeds": sorted(_resumed_seeds(baseline, row) & set(diff.seeds)),
+                }
+            )
+    family = [p for p in out if p["verdict_metric"]]
+    verdicts, adjusted = family_verdicts([p["diff"] for p in family])
+    for pair, verdict, p_holm in zip(family, verdicts, adjusted):
+        pair["verdict"], pair["p_holm"] = verdict, p_holm
     return out
 
 
@@ -213,10 +263,21 @@ def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], tas
         lines.append(f"| `{row['model']}` | {n} | " + " | ".join(cells) + " |")
         said = []
         for key, name in verdict_metrics(task).items():
-            d = mine[key]["diff"]
-            said.append(f"{name}: **{d.verdict}**" + ("" if d.mean is None else f" ({_signed(d.mean, 4)})"))
-        verdicts.append(f"- `{row['model']}` vs `{rows[0]['model']}`: " + "; ".join(said))
-    return [*lines, "", *verdicts]
+            pair, d = mine[key], mine[key]["diff"]
+            figures = [] if d.mean is None else [_signed(d.mean, 4)]
+            if d.p_value is not None:
+                figures += [f"p {d.p_value:.3f}", f"Holm {pair['p_holm']:.3f}"]
+            said.append(f"{name}: **{pair['verdict']}**" + (f" ({', '.join(figures)})" if figures else ""))
+        line = f"- `{row['model']}` vs `{rows[0]['model']}`: " + "; ".join(said)
+        if resumed := mine[task.primary]["resumed_seeds"]:
+            line += f"; not exact pairs: seed{'s' * (len(resumed) > 1)} {', '.join(map(str, resumed))} resumed"
+        verdicts.append(line)
+    family = sum(p["diff"].p_value is not None for p in pairs if p["verdict_metric"])
+    note = (
+        f"Verdicts: Holm's correction over {family} tested comparison{'s' * (family != 1)} (models x verdict "
+        "metrics); the other columns are exploratory."
+    )
+    return [*lines, "", *verdicts, "", note]
 
 
 def _write_csvs(
@@ -242,13 +303,14 @@ def _write_csvs(
     with open(paired, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
-            ["model", "baseline", "metric", "seeds", "mean", "std", "ci95_low", "ci95_high", "verdict"]
-            + [f"diff_seed{seed}" for seed in seeds]
+            ["model", "baseline", "metric", "seeds", "mean", "std", "ci95_low", "ci95_high", "p_value", "p_holm"]
+            + ["verdict", "resumed_seeds", *(f"diff_seed{seed}" for seed in seeds)]
         )
         for p in pairs:
             d, by_seed = p["diff"], dict(zip(p["diff"].seeds, p["diff"].differences))
             writer.writerow(
-                [p["model"], rows[0]["model"], p["metric"], len(d.seeds), d.mean, d.std, d.ci_low, d.ci_high, d.verdict]
+                [p["model"], rows[0]["model"], p["metric"], len(d.seeds), d.mean, d.std, d.ci_low, d.ci_high]
+                + [d.p_value, p["p_holm"], p["verdict"], " ".join(map(str, p["resumed_seeds"]))]
                 + [by_seed.get(seed) for seed in seeds]
             )
     return summary, per_run, paired
@@ -350,6 +412,14 @@ def _shown(path: str) -> str:
     return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
 
 
+def _workers(plan: Plan) -> str:
+    """The workers= the runs were given, and what Ultralytics made of it where that differs (0 on a CPU)."""
+    asked, used = plan.train_args.get("workers", plan.settings["workers"]), plan.settings["workers"]
+    if asked == used:
+        return str(used)
+    return f"{asked} ({used} in effect: Ultralytics loads data in the training process on a {plan.settings['device']})"
+
+
 def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
     s = plan.settings
@@ -364,7 +434,7 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
         f"- task: {plan.task}; data: `{_shown(s['data'])}`",
         (
             f"- preset {s['preset']}: epochs={s['epochs']} imgsz={s['imgsz']} batch={s['batch']} "
-            f"workers={s['workers']} optimizer={s['optimizer']} "
+            f"workers={_workers(plan)} optimizer={s['optimizer']} "
             + "".join(f"{k}={v} " for k, v in s["extra"].items())
             + f"device={s['device']}, "
             f"seeds {', '.join(map(str, s['seeds']))}"
@@ -400,6 +470,14 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     title = f"{dataset}: imgsz {s['imgsz']}, {s['epochs']} epochs, {seeds_recorded(rows, len(s['seeds']))}"
     figure = write_figure(rows, plan.run_dir / "compare.png", title, task)
     failures = [f"- {k}: {v}" for k, v in plan.failures.items()]
+    primary = task.metric(task.primary).title
+    failures += [
+        f"- `{row['model']}` seed {run['seed']}: finished without a usable {primary} ({run.get(task.primary)}); it "
+        "diverged or its validation failed, and it counts in no mean or difference"
+        for row in rows
+        for run in row["runs"]
+        if diverged(run, task)
+    ]
     footnotes = [f"[{i}] {note}" for i, note in enumerate(footnotes, 1)]
     markdown = "\n".join(
         [
