@@ -1,9 +1,8 @@
 """The context-range scenes: small tokens whose class is decided only by evidence at least ``distance`` pixels away.
 
 Every image is one **scene** of one of two kinds, drawn over the whole image as a wave texture blending two random
-colours: ``stripes`` (straight, continuous stripes) or ``checks`` (the same stripes with their phase flipped in
-alternate bands across them, a checked pattern). On it sit a few identical **tokens** (light squares with a dark
-rim), each at the centre of a flat **clearing** of radius ``distance`` filled with the texture's mean colour, and a few
+colours: ``stripes`` (straight stripes) or ``checks`` (a checkerboard of the same period and angle). On it sit a
+few identical **tokens** (light squares with a dark rim), each at the centre of a flat **clearing** of radius ``distance`` filled with the texture's mean colour, and a few
 unlabelled **clutter** shapes. A token is ``token-in-stripes`` or ``token-in-checks`` by the kind of its scene, so its
 class can only be read from texture at least ``distance`` pixels from its centre.
 
@@ -12,9 +11,10 @@ The design closes the shortcuts a detector could take instead of reaching that f
 - **Own pixels and surroundings.** The kind is a parameter, not a random draw, and both kinds consume the random
   stream identically. Drawn from the same stream, the two kinds give the same image at every pixel closer than
   ``distance`` to a token centre, the same tokens and the same clutter: only the texture outside the clearings differs.
-- **Colour statistics.** Both textures are ``0.5 + 0.5 * wave`` with ``wave`` a sine (stripes) or a sine times
-  ``+-1`` (checks), so every pixel's blend weight has the same distribution for both kinds; the clearings take the
-  mean colour. Whole-image colour statistics carry no class.
+- **Colour statistics.** Both textures are soft-edged square waves between the same two colours, each colour
+  covering half the texture, so both kinds have the same mean colour, and the clearings take that mean. Whole-image
+  colour means carry no class; the spread differs by a fraction of a grey level (a checkerboard has more edge
+  pixels), which is structure, read only where the texture is.
 - **Position, density, count and balance.** Token count, sizes and positions, and the clutter, are drawn before and
   independently of both the kind and ``distance``: the same stream at any two distances gives the same labels. The
   dataset alternates the kind with the image index, so the classes are balanced in every split.
@@ -101,17 +101,23 @@ def _clearing(size: int, boxes: list, distance: int) -> np.ndarray:
 
 
 def _texture(rng: np.random.Generator, size: int, scale: float, kind: int) -> np.ndarray:
-    """The blend weight in [0, 1] of every pixel: stripes, or the same stripes flipped in alternate bands (checks).
+    """The blend weight in [0, 1] of every pixel: stripes, or a checkerboard of the same period and angle.
 
-    Both kinds draw the same four numbers, so the random stream after this call does not depend on ``kind``.
+    Both are square waves between the two colours with edges under a pixel wide, so each covers half the image with
+    either colour (mirroring a weight about 0.5 maps either texture onto itself), and a window of a few pixels already
+    tells them apart: straight edges only, or corners. Both kinds draw the same four numbers, so the random stream
+    after this call does not depend on ``kind``.
     """
-    theta, phase, band_phase = rng.uniform(0, 2 * np.pi, 3)
+    theta, phase, cross_phase = rng.uniform(0, 2 * np.pi, 3)
     period = rng.uniform(*_PERIOD) * scale
     axis = np.arange(size, dtype=np.float64) + 0.5
     xs, ys = axis[None, :], axis[:, None]
-    along = xs * np.cos(theta) + ys * np.sin(theta)
-    wave = np.sin(along * (2 * np.pi / period) + phase)
-    if kind == CHECKS:  # sin and -sin take the same values equally often, so the weights' distribution is unchanged
-        across = -xs * np.sin(theta) + ys * np.cos(theta)
-        wave = wave * np.where(np.sin(across * (np.pi / period) + band_phase) >= 0, 1.0, -1.0)
+    sharpness = period  # edges 2 * period / (2 pi sharpness) = 1/3 px wide: the kinds' spreads differ by ~1% of contrast
+
+    def square(coordinate: np.ndarray, offset: float) -> np.ndarray:
+        return np.clip(sharpness * np.sin(coordinate * (2 * np.pi / period) + offset), -1, 1)
+
+    wave = square(xs * np.cos(theta) + ys * np.sin(theta), phase)
+    if kind == CHECKS:
+        wave = wave * square(-xs * np.sin(theta) + ys * np.cos(theta), cross_phase)
     return (0.5 + 0.5 * wave).astype(np.float32)
