@@ -1,4 +1,4 @@
-"""The ``ultralytics-biformer`` command: ``compare``, ``dataset`` and ``routes`` subcommands.
+"""The ``ultralytics-biformer`` command: ``compare``, ``dataset``, ``routes`` and ``erf`` subcommands.
 
 Arguments are Ultralytics-style ``key=value`` pairs, parsed strictly: an unknown key or a bad value stops the command
 before any work with a message saying what is wrong and what is accepted (exit code 2). Each subcommand lives in its
@@ -17,6 +17,7 @@ COMMANDS = {
     "compare": "train and benchmark models side by side: accuracy, size, latency, training time, memory",
     "dataset": "generate the bundled context-tokens benchmark dataset and print its data YAML path",
     "routes": "draw where each bi-level routing attention layer of a model looks, for chosen query points",
+    "erf": "measure and draw the effective receptive field of a detection model's P3-P5 levels",
 }
 HELP = {"-h", "--help", "help"}
 

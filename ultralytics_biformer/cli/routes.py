@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .args import ArgumentError, Option, parse_options, positive_int, text
+from .models import load_model
 
 if TYPE_CHECKING:
     from ..functional import RegionGrid
@@ -311,44 +312,17 @@ def draw(
     return out
 
 
-MODEL_YAML = {".yaml", ".yml"}
-CHECKPOINT = {".pt", ".pth"}
-
-
-def _one_line(e: Exception) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"
-
-
 def _load_model(spec: str):
-    """Build or load the model named by ``model=``, in float32 eval mode. Raises ArgumentError, with one line."""
-    suffix = Path(spec).suffix.lower()
-    if suffix not in MODEL_YAML | CHECKPOINT:
-        raise ArgumentError(
-            f"model={spec}: expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth) of a biformer model, "
-            "e.g. yolo11n-biformer.yaml"
-        )
-    if suffix in CHECKPOINT and not Path(spec).is_file():
-        raise ArgumentError(f"model={spec}: no such file (routes never downloads weights)")
-    from ultralytics import YOLO
-
+    """The model ``model=`` names, which must hold BRA layers, in float32 eval mode. Raises ArgumentError."""
     from ..modules import BiLevelRoutingAttention
 
-    try:
-        net = YOLO(spec).model
-    except FileNotFoundError:
-        raise ArgumentError(
-            f"model={spec}: no such file, and no bundled model YAML has that name; give a biformer model YAML "
-            "(e.g. yolo11n-biformer.yaml) or a local .pt checkpoint"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
-        what = "could not be loaded" if suffix in CHECKPOINT else "does not build"
-        raise ArgumentError(f"model={spec} {what}: {_one_line(e)}") from None
+    net = load_model(spec, "routes")
     if not any(isinstance(m, BiLevelRoutingAttention) for m in net.modules()):
         raise ArgumentError(
             f"model={spec} has no bi-level routing attention layers; give a biformer model, e.g. "
             "yolo11n-biformer.yaml, cfg/yolo11-biformer-neck.yaml or a checkpoint trained from one"
         )
-    return net.float().eval()
+    return net
 
 
 def run(tokens: list[str]) -> int:
