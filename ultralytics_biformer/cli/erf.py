@@ -32,7 +32,9 @@ OPTIONS = [
         None,
         f"input size, rounded up to a multiple of 32 (default: a checkpoint's training imgsz, else {DEFAULT_IMGSZ})",
     ),
-    Option("out", text, None, "output figure, .png (default runs/erf/<model>.png); the radii go to the same name .json"),
+    Option(
+        "out", text, None, "output figure, .png (default runs/erf/<model>.png); the radii go to the same name .json"
+    ),
 ]
 
 

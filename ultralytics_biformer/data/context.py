@@ -32,7 +32,14 @@ import numpy as np
 
 from .scene import TOKEN_FILL, Scene, _draw_clutter, _draw_square_token, _legacy_token, _mark, _place
 
-__all__ = ["CHECKS", "CONTEXT_CLASS_NAMES", "CONTEXT_REFERENCE_SIZE", "STRIPES", "render_context_scene", "token_centres"]
+__all__ = [
+    "CHECKS",
+    "CONTEXT_CLASS_NAMES",
+    "CONTEXT_REFERENCE_SIZE",
+    "STRIPES",
+    "render_context_scene",
+    "token_centres",
+]
 
 STRIPES, CHECKS = 0, 1  # scene kinds; every token's class id is its scene's kind
 CONTEXT_CLASS_NAMES = ("token-in-stripes", "token-in-checks")
@@ -112,7 +119,9 @@ def _texture(rng: np.random.Generator, size: int, scale: float, kind: int) -> np
     period = rng.uniform(*_PERIOD) * scale
     axis = np.arange(size, dtype=np.float64) + 0.5
     xs, ys = axis[None, :], axis[:, None]
-    sharpness = period  # edges 2 * period / (2 pi sharpness) = 1/3 px wide: the kinds' spreads differ by ~1% of contrast
+    sharpness = (
+        period  # edges 2 * period / (2 pi sharpness) = 1/3 px wide: the kinds' spreads differ by ~1% of contrast
+    )
 
     def square(coordinate: np.ndarray, offset: float) -> np.ndarray:
         return np.clip(sharpness * np.sin(coordinate * (2 * np.pi / period) + offset), -1, 1)

@@ -1,0 +1,241 @@
+"""Summarise the context-range study (docs/results/context.md) from the records ``compare`` committed.
+
+Reads every ``<root>/context-d<distance>/records/*-seed*.json`` and writes, into ``<root>``:
+
+- ``curve.csv``: per distance and model, the seeds, mean and std of mAP50-95, and the paired difference from stock
+  (same seed) with its 95% interval, raw p-value, Holm-adjusted p-value and verdict. The verdict metric is mAP50-95,
+  named before the runs; the family Holm corrects over is every model other than stock at every distance.
+- ``runs.csv``: every run's final mAP50-95 and mAP50 and the epoch at which it learned the class (see
+  :func:`learned_epoch`), or none.
+- ``curve.png``: mAP50-95 against distance per model (mean over seeds, 95% interval bars), and the paired difference
+  from stock against distance.
+
+It prints the Markdown tables that context.md quotes. Usage::
+
+    python scripts/context_study.py [--root docs/results/context]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+from pathlib import Path
+
+from ultralytics_biformer.stats import family_verdicts, paired_difference, usable
+
+BASELINE = "yolo11n.yaml"
+# Every object of the benchmark is a token of one of two classes whose box is easy to find, so a detector that finds
+# every token but guesses its class scores about 0.5 mAP50 (half its detections of each class are the other class's,
+# at the same confidence) and one that knows the class about 1.0. Halfway between the two counts as learned.
+LEARNED_MAP50 = 0.75
+
+
+def learned_epoch(map50: list[float], threshold: float = LEARNED_MAP50) -> int | None:
+    """The first epoch (1-based) from which validation mAP50 stays at or above ``threshold`` to the last epoch.
+
+    None when the last epoch is below it: the class was not (or not stably) learned.
+
+    Examples:
+        >>> learned_epoch([0.5, 0.52, 0.8, 0.7, 0.8, 0.9])
+        5
+        >>> learned_epoch([0.5, 0.9, 0.6]) is None
+        True
+    """
+    epoch = None
+    for i, value in enumerate(map50, 1):
+        if value >= threshold:
+            epoch = epoch or i
+        else:
+            epoch = None
+    return epoch
+
+
+def load(root: Path) -> dict[int, dict[str, dict[int, dict]]]:
+    """``{distance: {model: {seed: record}}}`` for every training record below ``root``."""
+    study: dict[int, dict[str, dict[int, dict]]] = {}
+    for folder in sorted(root.glob("context-d*")):
+        match = re.fullmatch(r"context-d(\d+)", folder.name)
+        if not match:
+            continue
+        for path in sorted((folder / "records").glob("*-seed*.json")):
+            if path.name.endswith(".job.json"):
+                continue
+            record = json.loads(path.read_text())
+            model = Path(record["model"]).name
+            study.setdefault(int(match[1]), {}).setdefault(model, {})[record["seed"]] = record
+    return study
+
+
+def _interval(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and the half width of its 95% t-interval (None below two values)."""
+    from scipy.stats import t
+
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+
+
+def summarise(study: dict) -> tuple[list[dict], list[dict]]:
+    """The rows of curve.csv and runs.csv."""
+    curve, runs = [], []
+    for distance, models in sorted(study.items()):
+        baseline = {s: r.get("map") for s, r in models.get(BASELINE, {}).items()}
+        for model, records in sorted(models.items(), key=lambda item: (item[0] != BASELINE, item[0])):
+            maps = {s: r.get("map") for s, r in records.items()}
+            mean, half = _interval([v for v in maps.values() if usable(v)])
+            row = {"distance": distance, "model": model, "seeds": " ".join(map(str, sorted(maps))), "map": mean}
+            row["map_ci95"] = half
+            if model != BASELINE:
+                row["diff"] = paired_difference(baseline, maps)
+            curve.append(row)
+            for seed, record in sorted(records.items()):
+                map50 = record.get("curves", {}).get("metrics/mAP50(B)", [])
+                runs.append(
+                    {
+                        "distance": distance,
+                        "model": model,
+                        "seed": seed,
+                        "map": record.get("map"),
+                        "map50": record.get("map50"),
+                        "epochs": len(map50),
+                        "learned_epoch": learned_epoch(map50),
+                        "resumed_from_epoch": record.get("resumed_from_epoch"),
+                    }
+                )
+    family = [row for row in curve if "diff" in row]
+    verdicts, adjusted = family_verdicts([row["diff"] for row in family])
+    for row, verdict, p_holm in zip(family, verdicts, adjusted):
+        row["verdict"], row["p_holm"] = verdict, p_holm
+    return curve, runs
+
+
+def _f(value, digits: int = 4, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
+    """Write curve.csv, runs.csv and curve.png into ``root``; return the Markdown lines to print."""
+    with open(root / "curve.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "distance",
+                "model",
+                "seeds",
+                "map_mean",
+                "map_ci95_half",
+                "diff_mean",
+                "diff_ci95_low",
+                "diff_ci95_high",
+                "p_value",
+                "p_holm",
+                "verdict",
+            ]
+        )
+        for row in curve:
+            d = row.get("diff")
+            writer.writerow(
+                [row["distance"], row["model"], row["seeds"], row["map"], row["map_ci95"]]
+                + ([d.mean, d.ci_low, d.ci_high, d.p_value, row["p_holm"], row["verdict"]] if d else [""] * 6)
+            )
+    with open(root / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(runs[0]) if runs else ["distance"])
+        writer.writeheader()
+        writer.writerows(runs)
+    _figure(curve, root / "curve.png")
+    lines = [
+        "| distance | model | seeds | mAP50-95 | minus stock [95% interval] | p | Holm | verdict |",
+        "|---:|---|---|---:|---|---:|---:|---|",
+    ]
+    for row in curve:
+        d = row.get("diff")
+        paired = (
+            ""
+            if d is None
+            else _f(d.mean, signed=True)
+            + ("" if d.ci_low is None else f" [{_f(d.ci_low, signed=True)}, {_f(d.ci_high, signed=True)}]")
+        )
+        lines.append(
+            f"| {row['distance']} | `{row['model']}` | {row['seeds']} | {_f(row['map'])} | {paired} | "
+            f"{_f(d.p_value, 3) if d else ''} | {_f(row.get('p_holm'), 3) if d else ''} | {row.get('verdict', '')} |"
+        )
+    lines += [
+        "",
+        "| distance | model | seed | mAP50-95 | mAP50 | epochs | learned at epoch | resumed after |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['distance']} | `{run['model']}` | {run['seed']} | {_f(run['map'])} | {_f(run['map50'])} | "
+            f"{run['epochs']} | {run['learned_epoch'] or 'never'} | {run['resumed_from_epoch'] or ''} |"
+        )
+    return lines
+
+
+def _figure(curve: list[dict], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_map, ax_diff = fig.subplots(1, 2)
+    models = list(dict.fromkeys(row["model"] for row in curve))
+    for i, model in enumerate(models):
+        rows = [r for r in curve if r["model"] == model and r["map"] is not None]
+        shift = (i - (len(models) - 1) / 2) * 1.2  # side by side at each distance
+        xs = [r["distance"] + shift for r in rows]
+        ax_map.errorbar(
+            xs,
+            [r["map"] for r in rows],
+            yerr=[r["map_ci95"] or 0 for r in rows],
+            fmt="-o",
+            capsize=3,
+            color=f"C{i}",
+            label=model,
+        )
+        paired = [r for r in rows if r.get("diff") is not None and r["diff"].mean is not None]
+        if paired:
+            ax_diff.errorbar(
+                [r["distance"] + shift for r in paired],
+                [r["diff"].mean for r in paired],
+                yerr=[
+                    [r["diff"].mean - r["diff"].ci_low if r["diff"].ci_low is not None else 0 for r in paired],
+                    [r["diff"].ci_high - r["diff"].mean if r["diff"].ci_high is not None else 0 for r in paired],
+                ],
+                fmt="-o",
+                capsize=3,
+                color=f"C{i}",
+                label=f"{model} - {BASELINE}",
+            )
+    ax_diff.axhline(0, color="0.5", lw=1)
+    ax_map.set(
+        xlabel="distance from token centre to the nearest evidence (px at 256)",
+        ylabel="val mAP50-95",
+        title="mAP50-95 (mean over seeds, 95% interval)",
+    )
+    ax_diff.set(xlabel="distance (px at 256)", ylabel="paired difference", title="Minus stock yolo11n, same seed")
+    for ax in (ax_map, ax_diff):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=Path("docs/results/context"))
+    args = parser.parse_args()
+    curve, runs = summarise(load(args.root))
+    print("\n".join(write(curve, runs, args.root)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""scripts/context_study.py: the learned-epoch rule, and Holm over every model and distance of the study."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "context_study.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("context_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learned_epoch_is_where_map50_stays_above_halfway(study):
+    assert study.learned_epoch([0.5, 0.52, 0.8, 0.7, 0.8, 0.9]) == 5  # a dip after epoch 3 resets it
+    assert study.learned_epoch([0.76, 0.9]) == 1
+    assert study.learned_epoch([0.5, 0.9, 0.6]) is None  # not learned by the end
+    assert study.learned_epoch([]) is None
+    assert study.LEARNED_MAP50 == 0.75  # halfway between guessing (0.5) and knowing (1.0) the class
+
+
+def _records(root: Path, distance: int, maps: dict[str, list[float]], map50=None):
+    folder = root / f"context-d{distance}" / "records"
+    folder.mkdir(parents=True)
+    for model, values in maps.items():
+        for seed, value in enumerate(values):
+            curve = map50 or [0.5, 0.8]
+            record = {
+                "model": model,
+                "seed": seed,
+                "map": value,
+                "map50": curve[-1],
+                "curves": {"metrics/mAP50(B)": curve},
+            }
+            (folder / f"{Path(model).stem}-seed{seed}.json").write_text(json.dumps(record))
+    (folder / "yolo11n-seed0.job.json").write_text("{}")  # job files are not records
+
+
+def test_summary_pairs_by_seed_and_corrects_over_the_whole_study(study, tmp_path):
+    base = [0.5, 0.5, 0.5]
+    _records(tmp_path, 8, {"yolo11n.yaml": base, "b.yaml": [0.45, 0.47, 0.46]})  # p 0.0202 alone
+    _records(tmp_path, 48, {"yolo11n.yaml": base, "b.yaml": [0.52, 0.47, 0.50]}, map50=[0.5, 0.52])
+    curve, runs = study.summarise(study.load(tmp_path))
+    rows = {(r["distance"], r["model"]): r for r in curve}
+    near = rows[8, "b.yaml"]
+    assert near["diff"].mean == pytest.approx(-0.04) and near["diff"].p_value == pytest.approx(0.0202, abs=1e-4)
+    assert near["p_holm"] == pytest.approx(2 * near["diff"].p_value)  # two tested comparisons in the family
+    assert near["verdict"] == "worse"  # 0.040 < 0.05
+    assert rows[48, "b.yaml"]["verdict"] == "no detectable difference"
+    assert "diff" not in rows[8, "yolo11n.yaml"]
+    assert {(r["distance"], r["learned_epoch"]) for r in runs} == {(8, 2), (48, None)}
+    lines = study.write(curve, runs, tmp_path)
+    assert (tmp_path / "curve.png").is_file()
+    with open(tmp_path / "curve.csv") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["distance"], r["model"], r["verdict"]) for r in written] == [
+        ("8", "yolo11n.yaml", ""),
+        ("8", "b.yaml", "worse"),
+        ("48", "yolo11n.yaml", ""),
+        ("48", "b.yaml", "no detectable difference"),
+    ]
+    assert any("| 48 | `b.yaml` | 0 | 0.5200 | 0.5200 | 2 | never |" in line for line in lines)
