@@ -56,7 +56,7 @@ def usage() -> str:
         "to pre-train on before fine-tuning. Drawing version 2 labels what it draws; version 1, which the ablation\n"
         "study (preset=study) was measured on, draws rings up to 2 px off their labels.\n"
         "style=context (default preset context) is the context-range benchmark: tokens classed token-in-stripes or\n"
-        "token-in-checks by the texture of their scene, which starts distance= pixels from every token centre.\n"
+        "token-in-plain by the background of their scene, which starts distance= pixels from every token centre.\n"
         f"Cached under ${CACHE_ENV} or ~/.cache/ultralytics-biformer.\n\n"
         f"keys:\n{keys}\n\npresets:\n{presets}\n\n"
         "examples:\n"

@@ -14,7 +14,7 @@ PRESET_SPECS = {
     # The ablation study trained on exactly this spec, drawing version 1 included: it must never change.
     "study": DatasetSpec(seed=0, train=240, val=120, imgsz=256, version=1),
     # The context-range study of docs/results/context.md; its runs vary distance= only.
-    "context": DatasetSpec(seed=0, train=320, val=120, imgsz=256, style="context", distance=32),
+    "context": DatasetSpec(seed=0, train=320, val=120, imgsz=256, style="context", distance=24),
 }
 
 
