@@ -317,6 +317,34 @@ def test_bundled_yaml_names_resolve_from_any_directory(tmp_path, monkeypatch):
     assert not any(row[2] == "C2PSA_BRA" for row in tasks.yaml_model_load("yolo11n-biformer.yaml")["backbone"])
 
 
+@pytest.mark.parametrize(
+    "typed, suggested",
+    [
+        ("yolo11n-biformr.yaml", "yolo11n-biformer.yaml"),
+        ("yolo11s-biformer-sge.yaml", "yolo11n-biformer-seg.yaml"),
+        ("yolo26n-bifromer-pose.yaml", "yolo26n-biformer-pose.yaml"),
+    ],
+)
+def test_a_misspelt_bundled_name_gets_the_closest_one(typed, suggested, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"did you mean '{suggested}' \(bundled with ultralytics-biformer"):
+        tasks.yaml_model_load(typed)
+
+
+@pytest.mark.parametrize("name", ["yolo11q.yaml", "yolo11n-seg-extra.yaml", "my-model.yaml"])
+def test_other_missing_names_fail_as_in_stock_ultralytics(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as ours:
+        tasks.yaml_model_load(name)
+    ultralytics_biformer.unregister()
+    try:
+        with pytest.raises(FileNotFoundError) as stock:
+            tasks.yaml_model_load(name)
+    finally:
+        ultralytics_biformer.register()
+    assert str(ours.value) == str(stock.value) and "did you mean" not in str(ours.value)
+
+
 def test_layer_table_names_our_blocks():
     with layer_table() as rows:
         model = DetectionModel("yolo11n-biformer.yaml", verbose=True)

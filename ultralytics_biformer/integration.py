@@ -258,12 +258,36 @@ def _parse_model(d, ch, *args, **kwargs):
 
 
 def _check_yaml(file, *args, **kwargs):
-    """``check_yaml`` that resolves the bare names of our bundled model YAMLs to ``cfg/``."""
+    """``check_yaml`` that resolves the bare names of our bundled model YAMLs to ``cfg/``, and names the closest
+    bundled YAML when a bare name that Ultralytics cannot find either is a near miss of one of ours."""
     path = Path(str(file))
     bundled = config_dir() / path.name
-    if _active and path.parent == Path() and not path.exists() and bundled.is_file():
+    ours = _active and path.parent == Path() and not path.exists()
+    if ours and bundled.is_file():
         return str(bundled)
-    return _stock["check_yaml"](file, *args, **kwargs)
+    try:
+        return _stock["check_yaml"](file, *args, **kwargs)
+    except FileNotFoundError:
+        if ours and (closest := _closest_bundled_name(path.name)):
+            raise FileNotFoundError(
+                f"'{file}' does not exist; did you mean '{closest}' (bundled with ultralytics-biformer, any scale "
+                "n/s/m/l/x)?"
+            ) from None
+        raise
+
+
+def _closest_bundled_name(name: str) -> str | None:
+    """The bundled model YAML closest to ``name`` by its scale-n name (``yolo11n-biformer.yaml``), or None when none
+    is close: a near miss differs by a typo or two, not by being another model. Ultralytics asks for the name with
+    its scale letter removed (``yolo11-biformr.yaml``), so both spellings are compared."""
+    import difflib
+    import re
+
+    scale_n = {re.sub(r"^(yolo\d+)-", r"\g<1>n-", path.name): path.name for path in config_dir().glob("*.yaml")}
+    unscaled = re.sub(r"^(yolo\d+)[nslmx]-", r"\g<1>-", name)
+    for found in difflib.get_close_matches(unscaled, sorted(scale_n.values()), n=1, cutoff=0.85):
+        return next(n for n, u in scale_n.items() if u == found)
+    return None
 
 
 _PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}  # name in ultralytics.nn.tasks -> ours
