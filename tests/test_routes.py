@@ -46,8 +46,8 @@ def bad_models(tmp_path_factory):
     [
         ("syntax.yaml", "does not build: ValueError: YAML syntax error"),
         ("yolo11n-zero-windows.yaml", "does not build: ValueError: model YAML layer 10 (C2PSA_BRA): n_win must be"),
-        ("corrupt.pt", "could not be loaded: TypeError:"),
-        ("foreign.pt", "could not be loaded: TypeError:"),
+        ("corrupt.pt", "corrupt.pt is not a loadable checkpoint"),
+        ("foreign.pt", "could not be loaded: "),
         ("stock.pt", "has no bi-level routing attention layers"),
         ("picture.png", "expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth)"),
         ("missing.yaml", "no such file"),
@@ -61,6 +61,27 @@ def test_bad_model_is_a_one_line_argument_error(name, reason, bad_models, image_
     assert f"model={bad_models / name}" in err[first] and reason in err[first], err[first]
     assert err[first + 1].startswith("Run 'ultralytics-biformer routes help'")  # the message took one line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["corrupt.pt", "foreign.pt"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compare", "models=MODEL"],
+        ["compare", "pretrained=MODEL"],
+        ["routes", "model=MODEL", "source=IMAGE"],
+        ["erf", "model=MODEL", "source=IMAGE"],
+    ],
+)
+def test_bad_checkpoints_get_one_clean_line_from_every_command(name, command, bad_models, image_file, capsys):
+    arguments = [a.replace("MODEL", str(bad_models / name)).replace("IMAGE", str(image_file)) for a in command]
+    assert main(arguments) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    first = next(i for i, line in enumerate(err) if line.startswith(f"ultralytics-biformer {command[0]}: error:"))
+    assert "could not be loaded: " in err[first] and str(bad_models / name) in err[first]
+    assert err[first + 1].startswith(f"Run 'ultralytics-biformer {command[0]} help'")  # one line
+    for foreign_word in ("Error", "ERROR", "yolo26n", "Recommended", "official"):
+        assert foreign_word not in err[first], err[first]
 
 
 def test_points_are_separated_by_a_slash_and_semicolons_are_refused():
@@ -118,8 +139,12 @@ def test_routed_regions_on_letterbox_padding_are_marked_as_padding():
     # The padding bands themselves are hatched too, and the legend says what hatching means.
     for band in ((0, 0, 128, 32), (0, 96, 128, 32)):
         assert patches[band].get_hatch()
-    legend = " ".join(t.get_text() for legend in [*fig.legends, *(a.get_legend() for a in fig.axes)] if legend
-                      for t in legend.get_texts())
+    legend = " ".join(
+        t.get_text()
+        for legend in [*fig.legends, *(a.get_legend() for a in fig.axes)]
+        if legend
+        for t in legend.get_texts()
+    )
     assert "letterbox padding" in legend
 
 
@@ -132,8 +157,10 @@ def test_routes_runs_end_to_end_on_a_wide_image(kind, image_file, tmp_path, caps
         model = str(tmp_path / "biformer.pt")
         YOLO("yolo11n-biformer.yaml").save(model)
     out = tmp_path / "routes.png"
-    assert main(["routes", f"model={model}", f"source={image_file}", "imgsz=96", f"out={out}",
-                 "points=0.5,0.5/0.05,0.95"]) == 0
+    assert (
+        main(["routes", f"model={model}", f"source={image_file}", "imgsz=96", f"out={out}", "points=0.5,0.5/0.05,0.95"])
+        == 0
+    )
     assert capsys.readouterr().out.strip().endswith(str(out)) and out.is_file()
 
 
@@ -144,8 +171,9 @@ def _formats() -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["routes.txt", "routes", "routes.pgf"])
-def test_out_without_an_image_extension_is_refused_before_any_model_work(name, image_file, tmp_path, monkeypatch,
-                                                                          capsys):
+def test_out_without_an_image_extension_is_refused_before_any_model_work(
+    name, image_file, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setattr(routes, "_load_model", lambda spec: pytest.fail("loaded the model before checking out="))
     out = tmp_path / name
     assert main(["routes", "model=yolo11n-biformer.yaml", f"source={image_file}", "imgsz=64", f"out={out}"]) == 2

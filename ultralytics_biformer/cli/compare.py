@@ -45,6 +45,7 @@ from .args import (
     positive_int,
     text,
 )
+from .models import checkpoint_problem
 from .plan import ModelEntry, Plan
 
 __all__ = ["DEFAULT_MODELS", "OPTIONS", "PRESETS", "Preset", "make_plan", "run"]
@@ -311,7 +312,7 @@ def _check_checkpoint(spec: str) -> tuple[str, str, str]:
     try:
         task = YOLO(str(path)).task
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
-        raise ArgumentError(f"model '{spec}' could not be loaded: {type(e).__name__}: {e}") from None
+        raise ArgumentError(f"model '{spec}' could not be loaded: {checkpoint_problem(e)}") from None
     return str(path.resolve()), _check_task(spec, task), _digest(path.read_bytes())
 
 
@@ -560,7 +561,7 @@ def resolve_pretrained(path: str | None, task: str = "detect", train: bool = Tru
     try:
         model, _ = load_checkpoint(path)
     except Exception as e:  # noqa: BLE001 - reported as a bad argument
-        raise ArgumentError(f"pretrained={path} could not be loaded: {type(e).__name__}: {e}") from None
+        raise ArgumentError(f"pretrained={path} could not be loaded: {checkpoint_problem(e)}") from None
     found = getattr(model, "task", None)
     if found != task:
         raise ArgumentError(f"pretrained={path} holds {_a(found)} model, but the models to compare are {task} models")

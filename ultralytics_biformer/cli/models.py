@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .args import ArgumentError
 
-__all__ = ["CHECKPOINT", "MODEL_YAML", "load_model", "one_line"]
+__all__ = ["CHECKPOINT", "MODEL_YAML", "checkpoint_problem", "load_model", "one_line"]
 
 MODEL_YAML = {".yaml", ".yml"}
 CHECKPOINT = {".pt", ".pth"}
@@ -15,6 +15,26 @@ CHECKPOINT = {".pt", ".pth"}
 def one_line(e: Exception) -> str:
     """An exception as one line: its class name and its message with the whitespace collapsed."""
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def checkpoint_problem(e: Exception) -> str:
+    """Why a checkpoint did not load, as one plain clause: Ultralytics' reason without its ``ERROR`` prefix, its
+    advice to download an official model (never what a user of ours needs) or exception class names.
+
+    Examples:
+        >>> checkpoint_problem(TypeError("ERROR x.pt is not a loadable checkpoint (EOFError: Ran out of input). "
+        ...                              "Recommended fixes are to re-download ..., i.e. 'yolo predict model=yolo26n.pt'"))
+        'x.pt is not a loadable checkpoint (Ran out of input).'
+    """
+    import re
+
+    text = " ".join(str(e).split())
+    text = re.sub(r"^ERROR\s*(?:[^\w\s/.~\\]+\s*)?", "", text)  # the prefix and its emoji, not a path's "/"
+    text = re.split(r" (?:Recommended fixes|Use an official|Please )", text)[0]
+    text = re.sub(r"\((?:\w+\.)*\w+(?:Error|Exception): ([^.)]*)[^)]*\)", r"(\1)", text)  # its first clause
+    if len(text) > 240:  # torch's zip reader explains itself at length
+        text = text[:237] + "..."
+    return text or f"{type(e).__name__} without a message"
 
 
 def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
@@ -42,6 +62,7 @@ def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
             f"(e.g. {example}) or a local .pt checkpoint"
         ) from None
     except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
-        what = "could not be loaded" if suffix in CHECKPOINT else "does not build"
-        raise ArgumentError(f"model={spec} {what}: {one_line(e)}") from None
+        if suffix in CHECKPOINT:
+            raise ArgumentError(f"model={spec} could not be loaded: {checkpoint_problem(e)}") from None
+        raise ArgumentError(f"model={spec} does not build: {one_line(e)}") from None
     return net.float().eval()
