@@ -213,10 +213,10 @@ def test_dataset_command_gives_the_drawing_version_asked_for(capsys):
     assert "# context-tokens v1" in old.read_text() and "# context-tokens v2" in latest.read_text()
 
 
-def test_dataset_command_names_the_big_default_preset(capsys, monkeypatch):
-    from ultralytics_biformer.cli import dataset
+def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monkeypatch):
+    from ultralytics_biformer.cli import compare, dataset
 
-    def as_if_cached(spec, root=None):  # the full dataset takes minutes to generate: pretend it is there
+    def as_if_cached(spec, root=None):  # no generation in a unit test: pretend it is there
         return Path("/cached/data.yaml")
 
     monkeypatch.setattr(synthetic, "generate_dataset", lambda spec, out_dir: pytest.fail("generated in a unit test"))
@@ -225,7 +225,12 @@ def test_dataset_command_names_the_big_default_preset(capsys, monkeypatch):
     assert main(["dataset"]) == 0
     out, err = capsys.readouterr()
     assert out == "/cached/data.yaml\n"
-    assert PRESET_SPECS["full"].describe() in err and "preset full (the default; preset=quick" in err
+    default = next(o.default for o in compare.OPTIONS if o.key == "preset")
+    assert compare.PRESETS[default].dataset == PRESET_SPECS[dataset.DEFAULT_PRESET]  # the same dataset
+    assert PRESET_SPECS[default].describe() in err and f"preset {default} (the default, as compare's" in err
+    for command in ("dataset", "compare"):
+        assert main([command, "help"]) == 0
+        assert f"default {default}" in capsys.readouterr().out  # each help states it
 
 
 def test_dataset_command_classify_prints_the_dataset_folder(capsys, tmp_path):

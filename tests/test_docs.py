@@ -60,3 +60,39 @@ def test_every_shipped_config_cites_the_study_that_chose_its_settings():
         assert "docs/results/ablation.md" in header, f"{config.name}'s header does not cite docs/results/ablation.md"
         for cited in re.findall(r"(?:docs/results|cfg)/[\w./-]*[\w/]", header):
             assert (ROOT / cited).exists(), f"{config.name}'s header cites {cited}, which does not exist"
+
+
+def _documented_commands() -> list[tuple[str, str]]:
+    """Every ``ultralytics-biformer ...`` command line in the README's and docs' bash blocks, as (file, line)."""
+    commands = []
+    for path in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" # ")[0].strip()
+                inner = re.findall(r"\$\((ultralytics-biformer [^)]*)\)", line)  # data=$(ultralytics-biformer dataset)
+                line = re.sub(r"\$\([^)]*\)", "$SUBSTITUTED", line)
+                for command in inner + (
+                    [line[line.index("ultralytics-biformer ") :]] if "ultralytics-biformer " in line else []
+                ):
+                    commands.append((path.name, command))
+    return commands
+
+
+def test_every_documented_command_parses():
+    """A reader copies these: each names a real command and passes only keys and values it accepts. Placeholders
+    (``...``, ``$(...)``, shell variables) are left out of the check, not the command."""
+    import importlib
+    import shlex
+
+    from ultralytics_biformer.cli import COMMANDS
+    from ultralytics_biformer.cli.args import parse_options
+
+    commands = _documented_commands()
+    assert len(commands) > 10
+    for source, line in commands:
+        words = shlex.split(line.split(" && ")[0].split(" | ")[0].rstrip(";"))
+        command, tokens = words[1], words[2:]
+        assert command in COMMANDS, f"{source}: unknown command in {line!r}"
+        module = importlib.import_module(f"ultralytics_biformer.cli.{command}")
+        checked = [t for t in tokens if "..." not in t and "$" not in t and t not in ("help",)]
+        parse_options(checked, module.OPTIONS, command)  # raises ArgumentError on a bad key or value

@@ -164,7 +164,10 @@ OPTIONS = [
         "the task's Ultralytics data YAML, or for classify an ImageFolder folder (default: the bundled benchmark)",
     ),
     Option(
-        "preset", choice(*PRESETS), "quick", f"one of {', '.join(PRESETS)}: default epochs, imgsz, dataset size ..."
+        "preset",
+        choice(*PRESETS),
+        "quick",
+        f"one of {', '.join(PRESETS)}: epochs, imgsz, dataset size ... (default quick, the dataset command's default)",
     ),
     Option(
         "task",

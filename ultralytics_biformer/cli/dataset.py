@@ -16,12 +16,17 @@ from .args import ArgumentError, Option, choice, non_negative_int, parse_options
 # PRESET_SPECS lives in ultralytics_biformer.data.presets; importing it from here still works for older callers.
 __all__ = ["OPTIONS", "PRESET_SPECS", "run", "usage"]
 
-DEFAULT_PRESET = "full"
+DEFAULT_PRESET = "quick"  # compare's default too, so that both commands give the same dataset unless told
 CONTEXT_PRESET = "context"  # the default preset of style=context
 SIZE_KEYS = ("seed", "train", "val", "imgsz", "version", "distance")
 
 OPTIONS = [
-    Option("preset", choice(*PRESET_SPECS), None, f"sizes: {', '.join(PRESET_SPECS)} (default {DEFAULT_PRESET})"),
+    Option(
+        "preset",
+        choice(*PRESET_SPECS),
+        None,
+        f"sizes: {', '.join(PRESET_SPECS)} (default {DEFAULT_PRESET}, as compare's; {CONTEXT_PRESET} with style=context)",
+    ),
     Option("task", choice(*TASKS), "detect", f"labels for this YOLO task: {', '.join(TASKS)}"),
     Option(
         "style",
@@ -80,8 +85,8 @@ def run(tokens: list[str]) -> int:
         origin = f"preset {preset}"
     elif default == CONTEXT_PRESET:
         origin = f"preset {CONTEXT_PRESET} (the default of style=context)"
-    else:  # the default preset is the big one: say so, and how to get the small one, before any long generation
-        origin = f"preset {DEFAULT_PRESET} (the default; preset=quick is far smaller)"
+    else:
+        origin = f"preset {DEFAULT_PRESET} (the default, as compare's; preset=full is the large one)"
     if changed := [f"{key}={given[key]}" for key in SIZE_KEYS if key in given]:
         origin += f" with {' '.join(changed)}"
     state = "reusing the cached copy" if cached_dataset(spec) is not None else "generating it (once)"
