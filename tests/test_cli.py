@@ -716,3 +716,31 @@ def test_context_preset_plans_one_folder_per_distance(tmp_path, monkeypatch):
         assert plan.settings["preset"] == "context" and plan.train_args["epochs"] == compare.PRESETS["context"].epochs
     default = make("preset=context", "train=False")
     assert default.run_dir.name == f"context-d{compare.PRESETS['context'].dataset.distance}"
+
+
+def test_default_run_folders_never_collide(tmp_path, monkeypatch):
+    """A smoke run with other settings must not block the real one: the default folder is numbered instead, the
+    same command finds its numbered folder again, and an explicit name= is still refused."""
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
+
+    def make(*arguments):
+        tokens = ["preset=context", "distance=8", "models=yolo11n.yaml", "seeds=1", f"project={tmp_path}", *arguments]
+        return compare.make_plan(compare.parse_options(tokens, compare.OPTIONS, "compare"))
+
+    first = make()
+    assert first.run_dir.name == "context-d8" and "run_folder_note" not in first.settings
+    smoke = make("epochs=1")  # nothing recorded yet: the same folder
+    record = {"model": smoke.models[0].source, "model_digest": smoke.models[0].digest, "seed": 0}
+    record["train_args"] = smoke.train_job(smoke.models[0], 0)["train_args"]
+    smoke.train_record(smoke.models[0], 0).parent.mkdir(parents=True)
+    smoke.train_record(smoke.models[0], 0).write_text(json.dumps(record))
+    real = make()
+    assert real.run_dir.name == "context-d8-2"
+    assert real.settings["run_folder_note"] == (
+        "context-d8 holds runs of other models or settings, so this comparison uses context-d8-2"
+    )
+    header = "\n".join(report._settings_lines(real, []))
+    assert "- run folder: context-d8 holds runs of other models or settings" in header
+    assert make("epochs=1").run_dir.name == "context-d8"  # the smoke command finds its own folder
+    with pytest.raises(compare.ArgumentError, match="made with other settings"):
+        make("name=context-d8")

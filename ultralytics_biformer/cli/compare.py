@@ -18,6 +18,7 @@ before anything trains. The results are written as ``compare.md``, ``compare.csv
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -207,7 +208,11 @@ OPTIONS = [
         "False: train and benchmark nothing, write the report from the records already in the run folder",
     ),
     Option(
-        "name", text, None, "run folder name (default: the preset, and -<task> but for detect); re-running resumes"
+        "name",
+        text,
+        None,
+        "run folder name; re-running resumes (default: the preset, -<task> but for detect, -d<distance> for "
+        "preset=context, numbered -2, -3, ... where that folder holds runs with other settings)",
     ),
 ]
 
@@ -643,8 +648,29 @@ def make_plan(values: dict[str, Any]) -> Plan:
         "extra": preset.extra,
     }
     plan = Plan(run_dir, models, seeds, train_args, bench_args, settings, jobs=values["jobs"], task=task)
-    _check_records(plan)
-    return plan
+    if values["name"] is not None:  # the folder asked for, or an error saying why not
+        _check_records(plan)
+        return plan
+    return _free_run_folder(plan)
+
+
+def _free_run_folder(plan: Plan) -> Plan:
+    """``plan`` in its default run folder, or, where that folder holds runs of other models or settings, in the first
+    of ``<name>-2``, ``<name>-3``, ... that holds none: the same command always finds its own folder again, and a
+    command with other settings never lands in it. The header says which folder was taken and why."""
+    base = plan.run_dir
+    for n in itertools.count(2):
+        try:
+            _check_records(plan)
+            return plan
+        except ArgumentError:
+            plan = replace(plan, run_dir=base.with_name(f"{base.name}-{n}"))
+            plan.settings = {
+                **plan.settings,
+                "run_folder_note": f"{base.name} holds runs of other models or settings, so this comparison uses "
+                f"{plan.run_dir.name}",
+            }
+    raise AssertionError("unreachable")
 
 
 def _say(message: str) -> None:
@@ -832,7 +858,9 @@ def run(tokens: list[str]) -> int:
         )
     _say(
         f"{len(plan.models)} models x {len(plan.seeds)} seeds = {len(plan.runs)} runs ({done} finished earlier) "
-        f"in {plan.run_dir}\n  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "
+        f"in {plan.run_dir}\n"
+        + (f"  {plan.settings['run_folder_note']}\n" if "run_folder_note" in plan.settings else "")
+        + f"  models: {', '.join(m.spec for m in plan.models)}\n  data: {plan.train_args['data']}\n  "
         + " ".join(
             f"{k}={plan.settings[k]}"
             for k in ("task", "preset", "epochs", "imgsz", "batch", "workers", "optimizer", "device", "seeds", "jobs")

@@ -447,6 +447,7 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
         "- initial weights: "
         + (f"every model from `{_shown(s['pretrained'])}`" if s.get("pretrained") else "none (from scratch)"),
         *([resumed_note + resumed] if resumed else []),
+        *([f"- run folder: {s['run_folder_note']}"] if s.get("run_folder_note") else []),
     ]
 
 
