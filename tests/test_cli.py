@@ -289,6 +289,10 @@ def test_report_header_names_paths_below_the_working_directory_relatively(tmp_pa
     settings.update(data="/elsewhere/data.yaml", pretrained=str(tmp_path / "w" / "best.pt"), device="cpu")
     header = "\n".join(report._settings_lines(compare.Plan(tmp_path, [], [0], {}, {}, settings), []))
     assert "every model from `w/best.pt`" in header and "data: `/elsewhere/data.yaml`" in header
+    bundled = synthetic.cache_dir() / "datasets" / "context-tokens-v2-x" / "data.yaml"
+    settings["data"] = str(bundled)
+    header = "\n".join(report._settings_lines(compare.Plan(tmp_path, [], [0], {}, {}, settings), []))
+    assert "data: `<bundled dataset cache>/context-tokens-v2-x/data.yaml`" in header
 
 
 @pytest.mark.parametrize("value", ["maybe", ""])

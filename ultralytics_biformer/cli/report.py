@@ -297,7 +297,9 @@ def _write_csvs(
         writer.writeheader()
         for row in rows:
             for run in row["runs"]:
-                writer.writerow({**run, "model": row["model"]})
+                # Where the run lies in its run folder, not on the machine that trained it.
+                save_dir = f"runs/{row['label']}-seed{run['seed']}"
+                writer.writerow({**run, "model": row["model"], "save_dir": save_dir})
     paired = run_dir / "paired.csv"
     seeds = sorted({seed for p in pairs for seed in p["diff"].seeds})
     with open(paired, "w", newline="") as f:
@@ -408,7 +410,14 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskM
 
 
 def _shown(path: str) -> str:
-    """``path`` relative to the working directory when it lies below it: committed reports name no machine's paths."""
+    """``path`` as a reader on another machine can use it: relative to the working directory when it lies below it,
+    a bundled dataset by its cache folder's name (``ultralytics-biformer dataset`` regenerates it anywhere); other
+    paths as given."""
+    from ..data.synthetic import cache_dir
+
+    datasets = cache_dir() / "datasets"
+    if Path(path).is_relative_to(datasets):
+        return f"<bundled dataset cache>/{Path(path).relative_to(datasets)}"
     return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
 
 
