@@ -130,7 +130,8 @@ def test_routed_regions_on_letterbox_padding_are_marked_as_padding():
     fig = routes.figure(image, [layer], queries, ["layer 10"], "test", content)
     ax = fig.axes[0]
     patches = {(p.get_x(), p.get_y(), p.get_width(), p.get_height()): p for p in ax.patches}
-    for _, kind, (x0, y0, x1, y1) in marked:
+    for i, kind, box in marked:
+        x0, y0, x1, y1 = routes.query_outline(box, i, 128)  # where query i's outline of the region is drawn
         patch = patches[(x0, y0, x1 - x0, y1 - y0)]
         if kind == "padding":
             assert patch.get_hatch() and not patch.get_fill(), "a routed padding region must be hatched, not filled"
@@ -214,3 +215,33 @@ def test_points_on_the_far_edge_of_the_image_query_a_region_of_the_image(tmp_pat
         for _, kind, box in routes.marked_regions(layer, drawn["points"], content):
             if kind == "query":
                 assert routes._overlaps(box, content), f"{layer.name}: query region {box} is all padding"
+
+
+def test_each_query_keeps_its_own_outline_where_routes_overlap():
+    box = (0.0, 0.0, 64.0, 64.0)
+    outlines = [routes.query_outline(box, i, 640) for i in range(3)]
+    assert outlines[0] == box and len(set(outlines)) == 3  # nested, one per query
+    assert all(a[0] < b[0] and a[2] > b[2] for a, b in zip(outlines, outlines[1:]))
+    tiny = routes.query_outline((0.0, 0.0, 4.0, 4.0), 5, 640)
+    assert tiny[0] < tiny[2] and tiny[1] < tiny[3]  # never inverted
+
+
+def test_routes_uses_the_checkpoint_training_size_and_says_when_weights_are_random(
+    bad_models, image_file, tmp_path, capsys
+):
+    import torch
+    from ultralytics import YOLO
+
+    # A trained checkpoint keeps its training arguments; Ultralytics puts them in model.args on loading.
+    torch.save({"model": YOLO("yolo11n-biformer.yaml").model, "train_args": {"imgsz": 96}}, tmp_path / "trained96.pt")
+    assert (
+        main(["routes", f"model={tmp_path / 'trained96.pt'}", f"source={image_file}", f"out={tmp_path / 'a.png'}"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "trained weights; imgsz 96 (the checkpoint's training imgsz)" in out
+    assert (
+        main(["routes", "model=yolo11n-biformer.yaml", f"source={image_file}", "imgsz=70", f"out={tmp_path / 'b.png'}"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "random weights (a YAML: not trained); imgsz 96 (imgsz= as given, 70 rounded up to a multiple of 32)" in out

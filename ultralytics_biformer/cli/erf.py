@@ -9,17 +9,15 @@ YOLO12, trained (.pt) or not (YAML, whose weights are random: said in the output
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from .args import ArgumentError, Option, parse_options, positive_int, text
-from .models import CHECKPOINT, load_model
+from .models import CHECKPOINT, DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 __all__ = ["OPTIONS", "run", "usage"]
 
-DEFAULT_IMGSZ = 640
 MASSES = (0.5, 0.9)
 
 OPTIONS = [
@@ -122,14 +120,11 @@ def run(tokens: list[str]) -> int:
     except ValueError:
         raise ArgumentError(f"model={values['model']} is not a detection model with P3-P5 levels") from None
     trained = Path(values["model"]).suffix.lower() in CHECKPOINT
-    train_args = getattr(model, "args", None) if trained else None  # Ultralytics keeps a checkpoint's train args here
-    train_imgsz = train_args.get("imgsz") if isinstance(train_args, dict) else None
-    size = values["imgsz"] or (train_imgsz if isinstance(train_imgsz, int) else DEFAULT_IMGSZ)
-    size = math.ceil(size / 32) * 32
-    weights = "trained weights" if trained else "random weights (a YAML: not trained)"
+    size, origin = inference_size(model, values["model"], values["imgsz"])
+    weights = describe_weights(values["model"])
     fields = effective_receptive_field(model, _letterboxed(files, size))
     out = Path(values["out"] or Path("runs/erf") / f"{Path(values['model']).stem}.png")
-    title = f"{values['model']}: effective receptive field, {weights}, imgsz {size}, {len(files)} image(s)"
+    title = f"{values['model']}: effective receptive field, {weights}, imgsz {size} ({origin}), {len(files)} image(s)"
     for field in fields:
         r50, r90 = (field.radius(m) for m in MASSES)
         print(f"{field.name} (stride {field.stride}): 50% within {r50:.1f} px, 90% within {r90:.1f} px")

@@ -6,7 +6,17 @@ from pathlib import Path
 
 from .args import ArgumentError
 
-__all__ = ["CHECKPOINT", "MODEL_YAML", "checkpoint_problem", "load_model", "one_line"]
+__all__ = [
+    "CHECKPOINT",
+    "MODEL_YAML",
+    "checkpoint_problem",
+    "describe_weights",
+    "inference_size",
+    "load_model",
+    "one_line",
+]
+
+DEFAULT_IMGSZ = 640  # Ultralytics' own default, for a model that does not say what it was trained at
 
 MODEL_YAML = {".yaml", ".yml"}
 CHECKPOINT = {".pt", ".pth"}
@@ -66,3 +76,30 @@ def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
             raise ArgumentError(f"model={spec} could not be loaded: {checkpoint_problem(e)}") from None
         raise ArgumentError(f"model={spec} does not build: {one_line(e)}") from None
     return net.float().eval()
+
+
+def inference_size(model, spec: str, asked: int | None) -> tuple[int, str]:
+    """The input size to run ``model`` at, a multiple of 32, and where it came from.
+
+    ``asked`` (the command's imgsz=) wins; else a checkpoint's training imgsz, which Ultralytics keeps in
+    ``model.args``; else DEFAULT_IMGSZ.
+    """
+    import math
+
+    train_args = getattr(model, "args", None) if Path(spec).suffix.lower() in CHECKPOINT else None
+    trained_at = train_args.get("imgsz") if isinstance(train_args, dict) else None
+    if asked is not None:
+        size, origin = asked, "imgsz= as given"
+    elif isinstance(trained_at, int) and not isinstance(trained_at, bool) and trained_at > 0:
+        size, origin = trained_at, "the checkpoint's training imgsz"
+    else:
+        size, origin = DEFAULT_IMGSZ, "the default"
+    rounded = math.ceil(size / 32) * 32
+    return rounded, origin + ("" if rounded == size else f", {size} rounded up to a multiple of 32")
+
+
+def describe_weights(spec: str) -> str:
+    """``trained weights`` for a checkpoint, or a warning that a YAML's weights are random."""
+    if Path(spec).suffix.lower() in CHECKPOINT:
+        return "trained weights"
+    return "random weights (a YAML: not trained)"

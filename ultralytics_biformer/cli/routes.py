@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .args import ArgumentError, Option, parse_options, positive_int, text
-from .models import load_model
+from .models import DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 if TYPE_CHECKING:
     from ..functional import RegionGrid
@@ -32,6 +32,7 @@ __all__ = [
     "letterbox",
     "letterbox_box",
     "marked_regions",
+    "query_outline",
     "run",
     "to_input_pixels",
     "usage",
@@ -81,7 +82,12 @@ OPTIONS = [
         _points(DEFAULT_POINTS),
         f"query points 'x,y/x,y/...' as fractions of the image width and height (default {DEFAULT_POINTS})",
     ),
-    Option("imgsz", positive_int, 640, "inference size, rounded up to a multiple of 32"),
+    Option(
+        "imgsz",
+        positive_int,
+        None,
+        f"inference size, rounded up to a multiple of 32 (default: a checkpoint's training imgsz, else {DEFAULT_IMGSZ})",
+    ),
     Option("out", _image_file, None, "output image, .png, .pdf, .svg, ... (default runs/routes/<source>-<model>.png)"),
 ]
 
@@ -207,9 +213,7 @@ def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def marked_regions(
-    layer: LayerRoutes, points: list[tuple[float, float]], content: Box
-) -> list[tuple[int, str, Box]]:
+def marked_regions(layer: LayerRoutes, points: list[tuple[float, float]], content: Box) -> list[tuple[int, str, Box]]:
     """What one panel draws: ``(point index, kind, input-pixel box)`` for each point's query region and routed regions.
 
     ``kind`` is ``"query"``, ``"routed"`` or ``"padding"``: a routed region with no pixel inside ``content`` (the
@@ -223,6 +227,15 @@ def marked_regions(
             marked.append((i, "routed" if _overlaps(box, content) else "padding", box))
         marked.append((i, "query", layer.box_of(region)))
     return marked
+
+
+def query_outline(box: Box, query: int, size: int) -> Box:
+    """Where query ``query``'s outline of a region is drawn: inset by a step per query, so that where several
+    queries route to one region each keeps its own visible outline, nested, in its own colour."""
+    step = max(1.0, size / 160) * query
+    x0, y0, x1, y1 = box
+    step = min(step, (x1 - x0) / 2 - 0.5, (y1 - y0) / 2 - 0.5)  # a tiny region keeps a sliver for each
+    return x0 + step, y0 + step, x1 - step, y1 - step
 
 
 def _padding_bands(size: int, content: Box) -> list[Box]:
@@ -243,6 +256,7 @@ def figure(
     where they lie on letterbox padding, which is hatched grey). ``content`` is the image's box in the letterboxed
     input (default: all of it). Returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
@@ -260,10 +274,11 @@ def figure(
         ax.imshow(image_rgb)
         for x0, y0, x1, y1 in _padding_bands(size, content):
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, **padding_style))
-        for i, kind, (x0, y0, x1, y1) in marked_regions(layer, points, content):
+        for i, kind, box in marked_regions(layer, points, content):
             colour = f"C{i % 10}"
+            x0, y0, x1, y1 = query_outline(box, i, size)
             style = {
-                "routed": {"facecolor": colour, "alpha": 0.25, "edgecolor": colour, "lw": 1.5},
+                "routed": {"facecolor": (*to_rgba(colour)[:3], 0.12), "edgecolor": colour, "lw": 1.5},
                 "padding": {"fill": False, "hatch": "//", "edgecolor": colour, "lw": 1.5, "ls": ":"},
                 "query": {"fill": False, "edgecolor": colour, "lw": 2, "ls": "--"},
             }[kind]
@@ -284,7 +299,7 @@ def figure(
     ]
     handles += [
         Patch(fill=False, edgecolor="0.2", lw=2, ls="--", label="query region"),
-        Patch(facecolor="0.2", alpha=0.25, edgecolor="0.2", label="routed key region"),
+        Patch(facecolor="0.2", alpha=0.25, edgecolor="0.2", label="routed key region (one nested outline per query)"),
         Patch(fill=False, hatch="//", edgecolor="0.2", ls=":", label="routed key region on letterbox padding"),
         Patch(**padding_style, label="letterbox padding (not part of the image)"),
     ]
@@ -340,13 +355,17 @@ def run(tokens: list[str]) -> int:
 
     offline_ultralytics()
     model = _load_model(values["model"])
-    size = math.ceil(values["imgsz"] / 32) * 32
+    size, origin = inference_size(model, values["model"], values["imgsz"])
+    weights = describe_weights(values["model"])
     content = letterbox_box(*image.shape[:2], size)
     rgb = letterbox(image, size)[..., ::-1].copy()
     layers = capture_routes(model, rgb)
     points = to_input_pixels(values["points"], content)
     out = Path(values["out"] or Path("runs/routes") / f"{Path(values['source']).stem}-{Path(values['model']).stem}.png")
     titles = [_layer_title(model, layer.name) for layer in layers]
-    suptitle = f"{values['model']}: key regions routed to each query region (dashed), imgsz {size}"
+    suptitle = (
+        f"{values['model']} ({weights}): key regions routed to each query region (dashed), imgsz {size} ({origin})"
+    )
+    print(f"{values['model']}: {weights}; imgsz {size} ({origin})")
     print(draw(rgb, layers, points, titles, suptitle, out, content))
     return 0
