@@ -62,6 +62,7 @@ def compared(tiny_data, network_guard, tmp_path_factory):
         "compare",
         f"models={','.join(MODELS)}",
         f"data={tiny_data}",
+        "preset=quick",
         "epochs=1",
         "imgsz=64",
         "batch=4",
@@ -161,6 +162,7 @@ def test_pretrained_checkpoint_initialises_every_model_and_counts_transfers(comp
         "compare",
         f"models={','.join(MODELS)}",
         f"data={tiny_data}",
+        "preset=quick",
         f"pretrained={checkpoint}",
         "epochs=1",
         "imgsz=64",
@@ -479,7 +481,8 @@ def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, 
 
     from ultralytics_biformer.cli import worker
 
-    args = ["compare", "models=yolo11n-biformer.yaml", f"data={tiny_data}", "epochs=3", "imgsz=64", "batch=4"]
+    args = ["compare", "models=yolo11n-biformer.yaml", f"data={tiny_data}", "preset=quick", "epochs=3", "imgsz=64"]
+    args += ["batch=4"]
     args += ["workers=0", f"project={tmp_path}", "name=resume"]
     plan = compare.make_plan(compare.parse_options(args[1:], compare.OPTIONS, "compare"))
     job = plan.train_job(plan.models[0], 0)
@@ -552,7 +555,7 @@ def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
         (["bogus=1"], "unknown argument 'bogus' for 'compare'. Accepted keys: models, data, preset"),
         (["yolo11n.yaml"], "takes key=value arguments, got 'yolo11n.yaml'"),
         (["epochs=0"], "epochs=0: expected an integer >= 1"),
-        (["preset=huge"], "preset=huge: expected one of quick, study, context, full"),
+        (["preset=huge"], "preset=huge: expected one of quick, study, context, ultralytics, full"),
         (["distance=8"], "distance=8 applies to the bundled context-range benchmark only: use it with preset=context"),
         (["preset=context", "distance=300"], "dataset distance must be at most imgsz (256), got 300"),
         (["preset=context", "task=pose"], "preset=context is a detection benchmark, but the models are pose models"),

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ultralytics_biformer.cli import compare, main
+from ultralytics_biformer.cli import compare, main, report
 from ultralytics_biformer.cli.args import parse_options
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.presets import preset_spec
@@ -327,3 +327,20 @@ def test_latency_refuses_no_rounds_or_a_negative_warmup_before_timing_anything(w
         latency.median_ms({"a": never}, warmup=warmup, rounds=rounds)
     with pytest.raises(ValueError, match=message):
         latency.torch_latency_ms({"a": None}, 64, warmup=warmup, rounds=rounds)
+
+
+def test_own_data_trains_with_ultralytics_defaults_not_the_smoke_preset(datasets, tmp_path):
+    values = parse_options([f"data={datasets['detect']}", f"project={tmp_path}"], compare.OPTIONS, "compare")
+    plan = compare.make_plan(values)
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    for key in ("epochs", "imgsz", "batch"):
+        assert plan.train_args[key] == DEFAULT_CFG_DICT[key]
+    assert "nbs" not in plan.train_args and plan.seeds == [0, 1, 2]  # Ultralytics' nbs; paired seeds
+    assert plan.settings["preset"] == "ultralytics (the default with data=)" and plan.run_dir.name == "ultralytics"
+    header = "\n".join(report._settings_lines(plan, []))
+    assert "- preset ultralytics (the default with data=): epochs=100 imgsz=640 batch=16" in header
+    explicit = parse_options(
+        [f"data={datasets['detect']}", "preset=quick", f"project={tmp_path}"], compare.OPTIONS, "compare"
+    )
+    assert compare.make_plan(explicit).train_args["epochs"] == compare.PRESETS["quick"].epochs

@@ -108,6 +108,11 @@ PRESETS = {
         iters=30,
         extra={"nbs": 8},
     ),
+    # Your own data: Ultralytics' own training defaults (100 epochs, imgsz 640, batch 16, its nbs), three seeds for
+    # the paired statistics. What compare uses whenever data= is given without preset=; the dataset field is unused.
+    "ultralytics": Preset(
+        epochs=100, imgsz=640, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200
+    ),
     # Long enough for the accuracy differences to mean something (a GPU is advisable).
     "full": Preset(epochs=100, imgsz=320, batch=16, workers=8, seeds=3, dataset=DATASETS["full"], warmup=20, iters=200),
 }
@@ -167,8 +172,9 @@ OPTIONS = [
     Option(
         "preset",
         choice(*PRESETS),
-        "quick",
-        f"one of {', '.join(PRESETS)}: epochs, imgsz, dataset size ... (default quick, the dataset command's default)",
+        None,
+        f"one of {', '.join(PRESETS)}: epochs, imgsz, dataset size ... (default quick, the dataset command's "
+        "default, on the bundled data; ultralytics, Ultralytics' own training defaults, with data=)",
     ),
     Option(
         "task",
@@ -224,7 +230,7 @@ def usage() -> str:
     presets = "\n".join(
         f"  {name:<{width}}  epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
         + "".join(f"{k}={v} " for k, v in p.extra.items())
-        + f"dataset={p.dataset.train} train + {p.dataset.val} val images"
+        + (f"dataset={p.dataset.train} train + {p.dataset.val} val images" if name != "ultralytics" else "your data=")
         for name, p in PRESETS.items()
     )
     return (
@@ -601,6 +607,9 @@ def make_plan(values: dict[str, Any]) -> Plan:
     from .offline import offline_ultralytics
 
     offline_ultralytics()
+    # Settings made for a small generated benchmark would silently shortchange a user's own dataset.
+    implied = values["preset"] is None
+    values = {**values, "preset": values["preset"] or ("quick" if values["data"] is None else "ultralytics")}
     preset = PRESETS[values["preset"]]
     if values["distance"] is not None:
         if preset.dataset.style != "context" or values["data"] is not None:
@@ -637,7 +646,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
     }
     settings = {
         "task": task,
-        "preset": values["preset"],
+        "preset": values["preset"] + (" (the default with data=)" if implied and values["data"] else ""),
         **{k: train_args[k] for k in ("data", "epochs", "imgsz", "batch", "optimizer")},
         # Ultralytics' trainer loads data in the main process when it trains on the CPU, whatever workers= says.
         "workers": 0 if device in {"cpu", "mps"} else train_args["workers"],
