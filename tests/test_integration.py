@@ -436,3 +436,33 @@ def test_reported_gflops_count_the_attention_products(imgsz):
     )  # the routing and token products: everything FlopCounterMode sees besides convolutions
     assert attention > 0.01 * counter.get_total_flops()
     assert get_flops(model, imgsz) * 1e9 == pytest.approx(counter.get_total_flops(), rel=1e-6)
+
+
+def _warnings_while(build) -> list[str]:
+    from ultralytics.utils import LOGGER
+
+    said = []
+    original = LOGGER.warning
+    LOGGER.warning = lambda message, *a, **k: said.append(str(message))
+    try:
+        build()
+    finally:
+        LOGGER.warning = original
+    return said
+
+
+def test_a_row_inserted_without_renumbering_the_head_is_warned_about():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n.yaml"))
+    cfg["head"].insert(0, [-1, 1, "BRA", [1024, 2, 2]])  # after layer 10; the head still says [16, 19, 22]
+    said = _warnings_while(lambda: DetectionModel(cfg, verbose=False))
+    assert any("reads layer 16 (Concat), layer 19 (Concat), layer 22 (Concat)" in m for m in said), said
+    assert any("point the head and the later 'from' entries at the new indices" in m for m in said)
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in config_dir().glob("*.yaml")))
+def test_no_bundled_config_is_warned_about(config):
+    from ultralytics import YOLO
+
+    name = config.replace("-biformer", "n-biformer", 1)
+    said = _warnings_while(lambda: YOLO(name))
+    assert not any("heads read feature blocks" in m for m in said), said

@@ -254,7 +254,35 @@ def _parse_model(d, ch, *args, **kwargs):
             layer.np = sum(p.numel() for p in layer.parameters())
             model[i] = layer
             labels[i] = start, stock_cell, f"{layer.np:10.0f}  {layer.type:<45}", f"n_win={n_win}, topk={topk}"
+    if warning := _misread_head(model):
+        LOGGER.warning(warning)
     return model, save
+
+
+def _misread_head(model: nn.Sequential) -> str | None:
+    """A warning when the head reads a layer no YOLO head is written to read, or None.
+
+    The usual trap: a row inserted into a copy of a stock YAML shifts every later index by one, so a head written for
+    ``[16, 19, 22]`` silently reads the Concat or Upsample just before each C3k2 it meant. Stock heads (Detect and
+    its subclasses, and Classify) read C3k2, C2PSA, A2C2f, Conv or our blocks, never a Concat or an Upsample, so
+    that much can be detected; a head pointed at another wrong layer of a plausible kind cannot.
+    """
+    from ultralytics.nn.modules import Concat
+
+    head = model[-1]
+    sources = head.f if isinstance(head.f, (list, tuple)) else [head.f]
+    misread = [
+        f"layer {i} ({type(model[i]).__name__})"
+        for i in sources
+        if i >= 0 and isinstance(model[i], (Concat, nn.Upsample))
+    ]
+    if not misread:
+        return None
+    return (
+        f"the head ({type(head).__name__}) reads {', '.join(misread)}: heads read feature blocks, not joins or "
+        "upsamplings. Adding a row shifts every later layer's index by one; point the head and the later 'from' "
+        "entries at the new indices (see how yolo11-biformer-neck.yaml appends its rows and renumbers its head)."
+    )
 
 
 def _check_yaml(file, *args, **kwargs):
