@@ -8,11 +8,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+RESULTS = ROOT / "docs" / "results" / "README.md"
 
 
 def _latency_ratios() -> dict[str, str]:
-    """The README's CPU latency table: model config -> its 'vs yolo11n' ratio as written, e.g. '1.17x'."""
-    table = README.read_text().split("| model | ms | vs yolo11n |", 1)[1].splitlines()[2:]
+    """The results page's CPU latency table: model config -> its 'vs yolo11n' ratio as written, e.g. '1.17x'."""
+    table = RESULTS.read_text().split("| model | ms | vs yolo11n |", 1)[1].splitlines()[2:]
     ratios = {}
     for line in table:
         if not line.startswith("|"):
@@ -31,14 +32,17 @@ def test_c3k2_bra_docstring_quotes_the_measured_latency():
         assert ratios[config] in doc, f"C3k2_BRA's docstring does not quote {config}'s measured {ratios[config]}"
 
 
-def test_readme_python_examples_say_when_weights_are_downloaded():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def test_python_examples_say_when_weights_are_downloaded():
+    blocks = [
+        b
+        for page in (README, ROOT / "docs" / "guide.md")
+        for b in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    ]
     assert blocks
     for block in blocks:
         for weights in re.findall(r"[\"'](yolo[\w.-]*\.pt)[\"']", block):
             assert "download" in block and "local" in block, (
-                f"a README example passes {weights}, which Ultralytics downloads, without saying so or what to pass "
-                "offline"
+                f"an example passes {weights}, which Ultralytics downloads, without saying so or what to pass offline"
             )
 
 
@@ -71,9 +75,9 @@ def _documented_commands() -> list[tuple[str, str]]:
                 line = line.split(" # ")[0].strip()
                 inner = re.findall(r"\$\((ultralytics-biformer [^)]*)\)", line)  # data=$(ultralytics-biformer dataset)
                 line = re.sub(r"\$\([^)]*\)", "$SUBSTITUTED", line)
-                for command in inner + (
-                    [line[line.index("ultralytics-biformer ") :]] if "ultralytics-biformer " in line else []
-                ):
+                # The command where a shell line starts it, not a folder of that name (cd ultralytics-biformer).
+                started = re.search(r"(?:^|&& |; )(ultralytics-biformer .*)", line)
+                for command in inner + ([started[1]] if started else []):
                     commands.append((path.name, command))
     return commands
 
@@ -96,3 +100,21 @@ def test_every_documented_command_parses():
         module = importlib.import_module(f"ultralytics_biformer.cli.{command}")
         checked = [t for t in tokens if "..." not in t and "$" not in t and t not in ("help",)]
         parse_options(checked, module.OPTIONS, command)  # raises ArgumentError on a bad key or value
+
+
+def test_every_figure_the_readme_quotes_is_in_the_page_it_links():
+    """The README's results table cites a page per row; each figure in the row's answer must appear on that page, so
+    a figure cannot outlive the record it came from."""
+    text = README.read_text()
+    table = text.split("| question | answer | where |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(table) >= 3
+    for row in table:
+        _, answer, where = (cell.strip() for cell in row.strip("|").split("|"))
+        page = ROOT / re.search(r"\]\(([^)#]+)", where)[1]
+        figures = re.findall(r"[+-]?\d+\.\d+[%x]?", answer)
+        for figure in figures:
+            assert figure in page.read_text(), f"README quotes {figure} from {page.name}, which does not hold it"
+    ablation = (ROOT / "docs" / "results" / "ablation.md").read_text()
+    flat, ablation = " ".join(text.split()), " ".join(ablation.split())
+    for claim in ("one time in five", "0.011", "80%"):
+        assert claim in flat and claim in ablation, claim
