@@ -213,7 +213,7 @@ def test_dataset_command_gives_the_drawing_version_asked_for(capsys):
     assert "# context-tokens v1" in old.read_text() and "# context-tokens v2" in latest.read_text()
 
 
-def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monkeypatch):
+def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monkeypatch, tmp_path):
     from ultralytics_biformer.cli import compare, dataset
 
     def as_if_cached(spec, root=None):  # no generation in a unit test: pretend it is there
@@ -225,8 +225,10 @@ def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monke
     assert main(["dataset"]) == 0
     out, err = capsys.readouterr()
     assert out == "/cached/data.yaml\n"
-    default = next(o.default for o in compare.OPTIONS if o.key == "preset")
-    assert compare.PRESETS[default].dataset == PRESET_SPECS[dataset.DEFAULT_PRESET]  # the same dataset
+    default = dataset.DEFAULT_PRESET
+    plan = compare.make_plan(compare.parse_options(["train=False", f"project={tmp_path}"], compare.OPTIONS, "compare"))
+    assert plan.settings["preset"] == default  # compare without preset= or data= takes the same preset
+    assert compare.PRESETS[default].dataset == PRESET_SPECS[default]  # hence the same dataset
     assert PRESET_SPECS[default].describe() in err and f"preset {default} (the default, as compare's" in err
     for command in ("dataset", "compare"):
         assert main([command, "help"]) == 0
