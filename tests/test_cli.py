@@ -751,3 +751,14 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     assert make("epochs=1").run_dir.name == "context-d8"  # the smoke command finds its own folder
     with pytest.raises(compare.ArgumentError, match="made with other settings"):
         make("name=context-d8")
+
+    # An interrupted run of other settings, with a checkpoint to resume from, is not overwritten either.
+    longer = make("epochs=7")
+    assert longer.run_dir.name == "context-d8-2"  # -2 holds no run yet: nothing recorded or started there
+    job = longer.train_job(longer.models[0], 0)
+    compare._job_file(job).parent.mkdir(parents=True, exist_ok=True)
+    compare._job_file(job).write_text(json.dumps(job))
+    (longer.run_folder(longer.models[0], 0) / "weights").mkdir(parents=True)
+    (longer.run_folder(longer.models[0], 0) / "weights" / "last.pt").write_bytes(b"")
+    assert make("epochs=7").run_dir.name == "context-d8-2"  # the same command resumes there
+    assert make("epochs=9").run_dir.name == "context-d8-3"

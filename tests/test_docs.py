@@ -118,3 +118,12 @@ def test_every_figure_the_readme_quotes_is_in_the_page_it_links():
     flat, ablation = " ".join(text.split()), " ".join(ablation.split())
     for claim in ("one time in five", "0.011", "80%"):
         assert claim in flat and claim in ablation, claim
+
+
+def test_install_figures_in_the_readme_are_the_measured_ones():
+    install = (ROOT / "docs" / "results" / "install.md").read_text()
+    paragraph = README.read_text().split("## Install", 1)[1].split("## Set-up", 1)[0]
+    figures = re.findall(r"\b\d[\d,]*(?= (?:s|MiB)\b)", paragraph)
+    assert len(figures) >= 5, figures
+    for figure in figures:
+        assert figure.replace(",", "") in install, f"README's install figure {figure} is not in install.md"

@@ -238,7 +238,7 @@ def test_routes_uses_the_checkpoint_training_size_and_says_when_weights_are_rand
         main(["routes", f"model={tmp_path / 'trained96.pt'}", f"source={image_file}", f"out={tmp_path / 'a.png'}"]) == 0
     )
     out = capsys.readouterr().out
-    assert "trained weights; imgsz 96 (the checkpoint's training imgsz)" in out
+    assert "the checkpoint's weights; imgsz 96 (the checkpoint's training imgsz)" in out
     assert (
         main(["routes", "model=yolo11n-biformer.yaml", f"source={image_file}", "imgsz=70", f"out={tmp_path / 'b.png'}"])
         == 0

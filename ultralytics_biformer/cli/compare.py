@@ -189,9 +189,16 @@ OPTIONS = [
         f"preset=context: pixels from each token to the nearest evidence of its class (default "
         f"{DATASETS['context'].distance})",
     ),
-    Option("seeds", positive_int, None, "training runs per model, with seeds seed, seed+1, ... (quick: 1, full: 3)"),
+    Option(
+        "seeds",
+        positive_int,
+        None,
+        "training runs per model, with seeds seed, seed+1, ... (quick: 1; study, context, ultralytics (data=), full: 3)",
+    ),
     Option("seed", non_negative_int, 0, "first training seed"),
-    Option("jobs", positive_int, 1, "training runs at once, each in its own process (CPU: each gets cores/jobs threads)"),
+    Option(
+        "jobs", positive_int, 1, "training runs at once, each in its own process (CPU: each gets cores/jobs threads)"
+    ),
     Option("epochs", positive_int, None, "training epochs (preset)"),
     Option("imgsz", image_size, None, "train, validation and latency image size, a multiple of 32 (preset)"),
     Option("batch", positive_int, None, "training batch size (preset)"),
@@ -664,22 +671,54 @@ def make_plan(values: dict[str, Any]) -> Plan:
 
 
 def _free_run_folder(plan: Plan) -> Plan:
-    """``plan`` in its default run folder, or, where that folder holds runs of other models or settings, in the first
-    of ``<name>-2``, ``<name>-3``, ... that holds none: the same command always finds its own folder again, and a
-    command with other settings never lands in it. The header says which folder was taken and why."""
+    """``plan`` in its default run folder, or, where that folder holds runs of other models or settings (finished, or
+    interrupted with a checkpoint to resume from), in the first of ``<name>-2``, ``<name>-3``, ... that holds none:
+    the same command always finds its own folder again, and a command with other settings never lands in it. The
+    header says which folder was taken and why."""
     base = plan.run_dir
     for n in itertools.count(2):
-        try:
-            _check_records(plan)
+        if _is_ours(plan):
             return plan
-        except ArgumentError:
-            plan = replace(plan, run_dir=base.with_name(f"{base.name}-{n}"))
-            plan.settings = {
-                **plan.settings,
-                "run_folder_note": f"{base.name} holds runs of other models or settings, so this comparison uses "
-                f"{plan.run_dir.name}",
-            }
+        plan = replace(plan, run_dir=base.with_name(f"{base.name}-{n}"))
+        plan.settings = {
+            **plan.settings,
+            "run_folder_note": f"{base.name} holds runs of other models or settings, so this comparison uses "
+            f"{plan.run_dir.name}",
+        }
     raise AssertionError("unreachable")
+
+
+def _is_ours(plan: Plan) -> bool:
+    """Whether ``plan``'s run folder holds no finished or resumable run of another model or other settings."""
+    try:
+        _check_records(plan)
+    except ArgumentError:
+        return False
+    return not _holds_other_unfinished_runs(plan)
+
+
+def _holds_other_unfinished_runs(plan: Plan) -> bool:
+    """Whether a planned run, not finished yet, was started with another model or other settings and left a
+    checkpoint to resume from: reusing its folder would overwrite that run."""
+
+    def settings(job: dict) -> tuple:
+        args = {k: v for k, v in job.get("train_args", {}).items() if k != "project"}
+        return job.get("model_digest"), json.dumps(args, sort_keys=True, default=str)
+
+    for model, seed in plan.runs:
+        job = plan.train_job(model, seed)
+        if (
+            plan.train_record(model, seed).is_file()
+            or not (plan.run_folder(model, seed) / "weights" / "last.pt").is_file()
+        ):
+            continue
+        try:
+            before = json.loads(_job_file(job).read_text())
+        except (OSError, ValueError):
+            continue
+        if settings(before) != settings(json.loads(json.dumps(job))):
+            return True
+    return False
 
 
 def _say(message: str) -> None:
@@ -753,7 +792,9 @@ class _Progress:
     def start(self, i: int, model: ModelEntry, seed: int, resumed_from: int | None = None) -> None:
         self.started[(model.label, seed)] = (time.monotonic(), resumed_from or 0)
         log = self.plan.log_file(model, seed).relative_to(self.plan.run_dir)
-        what = f"resuming after epoch {resumed_from} of {self.plan.train_args['epochs']}" if resumed_from else "training"
+        what = (
+            f"resuming after epoch {resumed_from} of {self.plan.train_args['epochs']}" if resumed_from else "training"
+        )
         self.say(f"run {i}/{self.total} {model.spec} seed {seed}: {what} (log: {log})")
 
     def end(self, i: int, model: ModelEntry, seed: int, code: int) -> None:

@@ -130,7 +130,7 @@ def run(tokens: list[str]) -> int:
         print(f"{field.name} (stride {field.stride}): 50% within {r50:.1f} px, 90% within {r90:.1f} px")
     summary = {
         "model": values["model"],
-        "weights": "trained" if trained else "random",
+        "weights": "checkpoint" if trained else "random",
         "imgsz": size,
         "images": [f.name for f in files],
         "levels": {f.name: {"stride": f.stride, "r50": f.radius(0.5), "r90": f.radius(0.9)} for f in fields},

@@ -99,7 +99,7 @@ def inference_size(model, spec: str, asked: int | None) -> tuple[int, str]:
 
 
 def describe_weights(spec: str) -> str:
-    """``trained weights`` for a checkpoint, or a warning that a YAML's weights are random."""
+    """Whose weights run: a checkpoint's (as saved, trained or not), or a YAML's, which are random."""
     if Path(spec).suffix.lower() in CHECKPOINT:
-        return "trained weights"
+        return "the checkpoint's weights"
     return "random weights (a YAML: not trained)"

@@ -259,8 +259,8 @@ def paired_markdown(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], tas
             d, digits = mine[m.key]["diff"], m.digits
             interval = "" if d.ci_low is None else f" [{_signed(d.ci_low, digits)}, {_signed(d.ci_high, digits)}]"
             cells.append(_signed(d.mean, digits) + interval)
-        n = len(mine[task.primary]["diff"].seeds)
-        lines.append(f"| `{row['model']}` | {n} | " + " | ".join(cells) + " |")
+        seeds = mine[task.primary]["diff"].seeds
+        lines.append(f"| `{row['model']}` | {len(seeds)}: {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
         said = []
         for key, name in verdict_metrics(task).items():
             pair, d = mine[key], mine[key]["diff"]

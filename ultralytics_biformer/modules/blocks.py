@@ -133,7 +133,7 @@ class C3k2_BRA(C3k2):
     The refinement sits where YOLO26's attention C3k2 puts its PSABlock: on the hidden-width branch that feeds
     ``cv2``, so the attention runs at half the output width. That is not free: yolo11n-biformer, whose three C3k2_BRA
     neck layers are most of what it adds (its C2PSA_BRA alone costs 1.02x), measured 1.17x the CPU latency of yolo11n
-    (imgsz 640, batch 1, fused; ``scripts/benchmark_latency.py``, see the README), against 1.37x for full-width
+    (imgsz 640, batch 1, fused; ``scripts/benchmark_latency.py``, see docs/results/README.md), against 1.37x for full-width
     standalone BRA rows in the same places. Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock
     checkpoint's C3k2 tensors transfer, and since a new BRA block is the identity the layer starts out computing
     exactly what stock C3k2 does.
