@@ -28,7 +28,7 @@ def test_a_step_trains_the_model(bench):
     stepped = [(a, b) for a, b in zip(before, model.parameters()) if b.grad is not None and b.grad.abs().sum() > 0]
     assert len(stepped) > 200  # the loss reached most tensors (a new BRA branch's inner ones start behind gain 0)
     moved = sum(not torch.equal(a, b) for a, b in stepped)
-    assert moved > 0.95 * len(stepped)  # and the optimizer moved them (a tiny gradient can round away in float32)
+    assert moved > 0.9 * len(stepped)  # and the optimizer moved them (lr x a tiny gradient rounds away next to 1.0)
 
 
 def test_main_reports_every_model_against_the_first(bench, capsys):
