@@ -731,7 +731,9 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
     def make(*arguments):
-        tokens = ["preset=context", "distance=8", "models=yolo11n.yaml", "seeds=1", f"project={tmp_path}", *arguments]
+        given = {a.split("=", 1)[0] for a in arguments}
+        defaults = [d for d in ("models=yolo11n.yaml", "seeds=1") if d.split("=", 1)[0] not in given]
+        tokens = ["preset=context", "distance=8", f"project={tmp_path}", *defaults, *arguments]
         return compare.make_plan(compare.parse_options(tokens, compare.OPTIONS, "compare"))
 
     first = make()
@@ -762,3 +764,7 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     (longer.run_folder(longer.models[0], 0) / "weights" / "last.pt").write_bytes(b"")
     assert make("epochs=7").run_dir.name == "context-d8-2"  # the same command resumes there
     assert make("epochs=9").run_dir.name == "context-d8-3"
+    # Another model list never overwrites a folder's report; adding models or seeds to its comparison does not move.
+    assert make("models=yolo11n-biformer.yaml", "epochs=1").run_dir.name == "context-d8-3"  # the first empty one
+    assert make("models=yolo11n.yaml,yolo11n-biformer.yaml", "epochs=1").run_dir.name == "context-d8"
+    assert make("epochs=1", "seeds=3").run_dir.name == "context-d8"

@@ -689,11 +689,20 @@ def _free_run_folder(plan: Plan) -> Plan:
 
 
 def _is_ours(plan: Plan) -> bool:
-    """Whether ``plan``'s run folder holds no finished or resumable run of another model or other settings."""
+    """Whether ``plan``'s run folder holds no finished or resumable run of another model or other settings, and no
+    run, finished or started, of a model outside the plan (whose comparison's report this plan would overwrite). A
+    plan may add models or seeds to a folder's comparison."""
     try:
         _check_records(plan)
     except ArgumentError:
         return False
+    for record in (plan.run_dir / "records").glob("*.json"):  # records, and job files of runs started there
+        try:
+            model = json.loads(record.read_text()).get("model")
+        except (OSError, ValueError):
+            return False  # a record this plan cannot read is not this plan's
+        if not any(_same_file(model, planned.source) for planned in plan.models):
+            return False
     return not _holds_other_unfinished_runs(plan)
 
 
