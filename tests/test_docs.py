@@ -127,3 +127,16 @@ def test_install_figures_in_the_readme_are_the_measured_ones():
     assert len(figures) >= 5, figures
     for figure in figures:
         assert figure.replace(",", "") in install, f"README's install figure {figure} is not in install.md"
+
+
+def test_every_help_states_each_key_s_default():
+    """A reader of any command's help learns what happens when a key is left out."""
+    import importlib
+
+    from ultralytics_biformer.cli import COMMANDS
+    from ultralytics_biformer.cli.args import keys_help
+
+    for command in COMMANDS:
+        module = importlib.import_module(f"ultralytics_biformer.cli.{command}")
+        for line in keys_help(module.OPTIONS).splitlines():
+            assert re.search(r"default|\(preset\)|\(required\)", line), f"{command} help: {line.strip()}"

@@ -40,6 +40,19 @@ class Option:
     help: str
 
 
+def keys_help(options: list[Option]) -> str:
+    """The ``keys:`` lines of a usage text, one per option, each naming its default unless its help already does."""
+    width = max(len(o.key) for o in options)
+    lines = []
+    for o in options:
+        text = o.help
+        if o.default is not None and "default" not in text:
+            shown = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) else o.default
+            text += f" (default {shown})"
+        lines.append(f"  {o.key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
 def parse_options(tokens: list[str], options: list[Option], command: str) -> dict[str, Any]:
     """Parse ``key=value`` tokens against ``options``.
 

@@ -41,6 +41,7 @@ from .args import (
     choice,
     comma_list,
     image_size,
+    keys_help,
     non_negative_int,
     parse_options,
     positive_int,
@@ -193,7 +194,7 @@ OPTIONS = [
         "seeds",
         positive_int,
         None,
-        "training runs per model, with seeds seed, seed+1, ... (quick: 1; study, context, ultralytics (data=), full: 3)",
+        "training runs per model, seeds seed, seed+1, ... (preset: quick 1; study, context, ultralytics, full 3)",
     ),
     Option("seed", non_negative_int, 0, "first training seed"),
     Option(
@@ -211,7 +212,7 @@ OPTIONS = [
         "local checkpoint of the same task (e.g. a stock yolo11n.pt) that initialises every model; never downloaded "
         "(default: scratch)",
     ),
-    Option("device", text, None, "training device, as Ultralytics' device= (latency is always measured on CPU)"),
+    Option("device", text, None, "training device, as Ultralytics' device= (default: Ultralytics' choice; latency is always on CPU)"),
     Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
     Option("project", text, "runs/compare", "parent folder of the run folder"),
     Option(
@@ -233,7 +234,7 @@ OPTIONS = [
 def usage() -> str:
     """The help text of ``compare``."""
     width = max(len(o.key) for o in OPTIONS)
-    lines = [f"  {o.key:<{width}}  {o.help}" for o in OPTIONS]
+    lines = keys_help(OPTIONS).splitlines()
     presets = "\n".join(
         f"  {name:<{width}}  epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
         + "".join(f"{k}={v} " for k, v in p.extra.items())

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from ..data.presets import PRESET_SPECS
 from ..data.synthetic import CACHE_ENV, CLASS_NAMES, STYLES, TASKS, VERSIONS, cached_dataset, ensure_dataset
-from .args import ArgumentError, Option, choice, non_negative_int, parse_options, positive_int
+from .args import ArgumentError, Option, choice, keys_help, non_negative_int, parse_options, positive_int
 
 # PRESET_SPECS lives in ultralytics_biformer.data.presets; importing it from here still works for older callers.
 __all__ = ["OPTIONS", "PRESET_SPECS", "run", "usage"]
@@ -32,7 +32,8 @@ OPTIONS = [
         "style",
         choice(*STYLES),
         None,
-        "tokens (the benchmark), pretrain (another domain) or context (the context-range benchmark, detect only)",
+        "tokens (the benchmark; default), pretrain (another domain) or context (the context-range benchmark, detect "
+        "only)",
     ),
     Option("distance", non_negative_int, None, "style=context: pixels from a token to the nearest evidence (preset)"),
     Option("seed", non_negative_int, None, "generator seed (preset)"),
@@ -45,7 +46,7 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``dataset``."""
-    keys = "\n".join(f"  {o.key:<7}  {o.help}" for o in OPTIONS)
+    keys = keys_help(OPTIONS)
     presets = "\n".join(
         f"  {name:<7}  {s.train} train + {s.val} val images, {s.imgsz}px, seed {s.seed}, "
         + (f"style context, distance {s.distance}" if s.style == "context" else f"drawing v{s.version}")

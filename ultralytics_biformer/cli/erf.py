@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .args import ArgumentError, Option, parse_options, positive_int, text
+from .args import ArgumentError, Option, keys_help, parse_options, positive_int, text
 from .models import CHECKPOINT, DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 __all__ = ["OPTIONS", "run", "usage"]
@@ -38,7 +38,7 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``erf``."""
-    keys = "\n".join(f"  {o.key:<6}  {o.help}" for o in OPTIONS)
+    keys = keys_help(OPTIONS)
     return (
         "usage: ultralytics-biformer erf model=... source=... [key=value ...]\n\n"
         "Measure the effective receptive field (Luo et al., 2016) of each detection level: the mean absolute\n"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .args import ArgumentError, Option, parse_options, positive_int, text
+from .args import ArgumentError, Option, keys_help, parse_options, positive_int, text
 from .models import DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``routes``."""
-    keys = "\n".join(f"  {o.key:<6}  {o.help}" for o in OPTIONS)
+    keys = keys_help(OPTIONS)
     return (
         "usage: ultralytics-biformer routes model=... source=... [key=value ...]\n\n"
         "Draw, for each query point, the key regions every bi-level routing attention layer routes it to.\n\n"
