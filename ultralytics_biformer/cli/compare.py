@@ -194,7 +194,7 @@ OPTIONS = [
         "seeds",
         positive_int,
         None,
-        "training runs per model, seeds seed, seed+1, ... (preset: quick 1; study, context, ultralytics, full 3)",
+        "training runs per model, seeds seed, seed+1, ... (default by preset: quick 1, the others 3)",
     ),
     Option("seed", non_negative_int, 0, "first training seed"),
     Option(
