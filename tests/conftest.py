@@ -140,3 +140,14 @@ def detection_batch(seed: int, n: int = 2, size: int = 64, device: str = "cpu") 
         "cls": torch.randint(0, 2, (4, 1), generator=g).float().to(device),
         "bboxes": boxes.to(device),
     }
+
+
+def load_script(name: str):
+    """The module ``scripts/<name>.py``, imported by path (scripts/ is no package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "model_overhead.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def model_overhead():
-    spec = importlib.util.spec_from_file_location("model_overhead", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("model_overhead")
 
 
 def test_overhead_table_reports_each_model_on_stderr(model_overhead, capsys):
