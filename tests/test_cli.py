@@ -85,7 +85,7 @@ def test_compare_writes_table_csv_and_figure_for_every_model(compared):
     assert [row.split("`")[1] for row in rows] == MODELS
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 15 and "failed" not in cells and cells[1] == "0", row
+        assert len(cells) == 15 and "failed" not in cells and cells[1] == "1: 0", row
 
     with open(run_dir / "compare.csv", newline="") as f:
         summary = list(csv.DictReader(f))
