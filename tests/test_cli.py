@@ -24,7 +24,6 @@ from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, ren
 MODELS = ["yolo11n.yaml", "yolo11n-biformer.yaml"]
 
 
-
 @pytest.fixture(scope="module")
 def network_guard(tmp_path_factory):
     """Refuse and log network use in this process and in the subprocesses it starts; yields the log path."""
@@ -174,7 +173,9 @@ def test_pretrained_checkpoint_initialises_every_model_and_counts_transfers(comp
     from ultralytics.nn.tasks import load_checkpoint
 
     stock_tensors = len(load_checkpoint(checkpoint)[0].state_dict())
-    records = {m: json.loads((tmp_path / "finetune" / "records" / f"{Path(m).stem}-seed0.json").read_text()) for m in MODELS}
+    records = {
+        m: json.loads((tmp_path / "finetune" / "records" / f"{Path(m).stem}-seed0.json").read_text()) for m in MODELS
+    }
     for model, record in records.items():
         assert record["train_args"]["pretrained"] == str(Path(checkpoint).resolve())
         assert record["checkpoint_tensors"] == stock_tensors
@@ -205,7 +206,9 @@ def test_train_false_reports_finished_runs_and_trains_nothing(compared, tmp_path
     monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
     extra = "yolo11n-biformer-backbone.yaml"  # no records of it in the run folder
     moved = [a for a in args if not a.startswith(("project=", "name=", "models="))]
-    assert main([*moved, f"models={','.join([*MODELS, extra])}", f"project={tmp_path}", "name=copy", "train=False"]) == 0
+    assert (
+        main([*moved, f"models={','.join([*MODELS, extra])}", f"project={tmp_path}", "name=copy", "train=False"]) == 0
+    )
     table = (copy / "compare.md").read_text().split("Paired differences")[0]
     rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
     assert list(rows) == [*MODELS, extra]
@@ -264,7 +267,9 @@ def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_val
     assert cells["d.yaml"][4] == "0.7700 ± 0.0707"  # mean and std of 0.82 and 0.72 alone
 
 
-@pytest.mark.parametrize("benches, line", [([None], "- latency: no benchmark recorded yet"), ([2, None], "2 thread(s)")])
+@pytest.mark.parametrize(
+    "benches, line", [([None], "- latency: no benchmark recorded yet"), ([2, None], "2 thread(s)")]
+)
 def test_report_header_states_latency_threads_only_when_measured(tmp_path, benches, line):
     settings = dict(data="d.yaml", preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
     plan = compare.Plan(tmp_path, [], [0], {}, {}, {**settings, "device": "cpu", "seeds": [0]})
@@ -374,7 +379,11 @@ def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch
     """data.yaml in the working directory is not the data.yaml of a record made anywhere else."""
     monkeypatch.chdir(tmp_path)
     model = compare.ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
-    recorded = {"model": "/old/cfg/v.yaml", "model_digest": "d1", "train_args": {"epochs": 1, "data": "/other/data.yaml"}}
+    recorded = {
+        "model": "/old/cfg/v.yaml",
+        "model_digest": "d1",
+        "train_args": {"epochs": 1, "data": "/other/data.yaml"},
+    }
     plan = _plan_with_record(tmp_path / "run", model, recorded, epochs=1, data=str(tmp_path / "data.yaml"))
     with pytest.raises(compare.ArgumentError, match="data: '/other/data.yaml' then"):
         compare._check_records(plan)
@@ -560,6 +569,10 @@ def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
         (["preset=context", "distance=300"], "dataset distance must be at most imgsz (256), got 300"),
         (["preset=context", "task=pose"], "preset=context is a detection benchmark, but the models are pose models"),
         (["models=yolo11n.yaml,nope.yaml"], "unknown model 'nope.yaml'"),
+        (
+            ["models=yolo11n-biformr.yaml"],
+            "unknown model 'yolo11n-biformr.yaml': no such file; did you mean 'yolo11n-biformer.yaml'?",
+        ),
         (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file. compare never downloads weights"),
         (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a model YAML of one of the tasks detect,"),
         (["models=yolo11n.yaml,yolo11n.yaml"], "lists a model more than once"),

@@ -41,6 +41,12 @@ def bad_models(tmp_path_factory):
     return root
 
 
+def test_a_misspelt_bundled_name_is_named_by_routes_and_erf(image_file, capsys):
+    for command in ("routes", "erf"):
+        assert main([command, "model=yolo11n-biformr.yaml", f"source={image_file}"]) == 2
+        assert "did you mean 'yolo11n-biformer.yaml'?" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "name, reason",
     [

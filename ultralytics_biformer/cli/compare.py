@@ -47,7 +47,7 @@ from .args import (
     positive_int,
     text,
 )
-from .models import checkpoint_problem
+from .models import checkpoint_problem, suggestion
 from .plan import ModelEntry, Plan
 
 __all__ = ["DEFAULT_MODELS", "OPTIONS", "PRESETS", "Preset", "make_plan", "run"]
@@ -212,7 +212,12 @@ OPTIONS = [
         "local checkpoint of the same task (e.g. a stock yolo11n.pt) that initialises every model; never downloaded "
         "(default: scratch)",
     ),
-    Option("device", text, None, "training device, as Ultralytics' device= (default: Ultralytics' choice; latency is always on CPU)"),
+    Option(
+        "device",
+        text,
+        None,
+        "training device, as Ultralytics' device= (default: Ultralytics' choice; latency is always on CPU)",
+    ),
     Option("threads", positive_int, 1, "CPU threads for both PyTorch and ONNX Runtime latency"),
     Option("project", text, "runs/compare", "parent folder of the run folder"),
     Option(
@@ -296,7 +301,9 @@ def _check_yaml_model(spec: str) -> tuple[str, str, str]:
 
     try:
         cfg = tasks.yaml_model_load(spec)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if hint := suggestion(e):
+            raise ArgumentError(f"unknown model '{spec}': no such file{hint}") from None
         raise ArgumentError(
             f"unknown model '{spec}': no such file, and no stock or bundled YAML has that name; {_accepted_models()}"
         ) from None

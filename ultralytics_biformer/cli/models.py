@@ -47,6 +47,14 @@ def checkpoint_problem(e: Exception) -> str:
     return text or f"{type(e).__name__} without a message"
 
 
+def suggestion(e: FileNotFoundError) -> str:
+    """``"did you mean '...'?"`` as the check_yaml hook words it for a near miss of a bundled name, else ``""``."""
+    import re
+
+    found = re.search(r"did you mean '[^']+'", str(e))
+    return f"; {found[0]}?" if found else ""
+
+
 def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
     """Build or load the model ``model=spec`` names, in float32 eval mode. Raises ArgumentError, with one line.
 
@@ -66,10 +74,10 @@ def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
 
     try:
         net = YOLO(spec).model
-    except FileNotFoundError:
+    except FileNotFoundError as e:
         raise ArgumentError(
-            f"model={spec}: no such file, and no stock or bundled model YAML has that name; give a model YAML "
-            f"(e.g. {example}) or a local .pt checkpoint"
+            f"model={spec}: no such file, and no stock or bundled model YAML has that name{suggestion(e)} Give a "
+            f"model YAML (e.g. {example}) or a local .pt checkpoint"
         ) from None
     except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
         if suffix in CHECKPOINT:
