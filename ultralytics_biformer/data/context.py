@@ -3,8 +3,8 @@
 Every image is one **scene** of one of two kinds, drawn over the whole image as a blend of two random colours:
 ``stripes`` (fine straight stripes, a few pixels show them) or ``plain`` (a slow linear gradient, flat to the eye
 over any small window). These are the zone kinds of the bundled benchmark, whose tokens every model learns to tell
-apart. On it sit a few identical **tokens** (light squares with a dark rim), each at the centre of a flat **clearing** of radius ``distance`` filled with the texture's mean colour, and a few
-unlabelled **clutter** shapes. A token is ``token-in-stripes`` or ``token-in-plain`` by the kind of its scene, so
+apart. On it sit a few identical **tokens** (light squares with a dark rim), each at the centre of a flat
+**clearing** of radius ``distance`` filled with the two colours' mean, and a few unlabelled **clutter** shapes. A token is ``token-in-stripes`` or ``token-in-plain`` by the kind of its scene, so
 its class can only be read from the background at least ``distance`` pixels from its centre.
 
 The design closes the shortcuts a detector could take instead of reaching that far:
@@ -35,9 +35,9 @@ import numpy as np
 from .scene import TOKEN_FILL, Scene, _draw_clutter, _draw_square_token, _legacy_token, _mark, _place
 
 __all__ = [
-    "CHECKS",
     "CONTEXT_CLASS_NAMES",
     "CONTEXT_REFERENCE_SIZE",
+    "PLAIN",
     "STRIPES",
     "render_context_scene",
     "token_centres",
