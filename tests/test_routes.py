@@ -56,7 +56,7 @@ def test_a_misspelt_bundled_name_is_named_by_routes_and_erf(image_file, capsys):
         ("foreign.pt", "could not be loaded: "),
         ("stock.pt", "has no bi-level routing attention layers"),
         ("picture.png", "expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth)"),
-        ("missing.yaml", "no such file"),
+        ("missing.yaml", "no such file, and no stock or bundled model YAML has that name; give a model YAML"),
     ],
 )
 def test_bad_model_is_a_one_line_argument_error(name, reason, bad_models, image_file, tmp_path, capsys):

@@ -303,7 +303,7 @@ def _check_yaml_model(spec: str) -> tuple[str, str, str]:
         cfg = tasks.yaml_model_load(spec)
     except FileNotFoundError as e:
         if hint := suggestion(e):
-            raise ArgumentError(f"unknown model '{spec}': no such file{hint}") from None
+            raise ArgumentError(f"unknown model '{spec}': no such file; {hint}") from None
         raise ArgumentError(
             f"unknown model '{spec}': no such file, and no stock or bundled YAML has that name; {_accepted_models()}"
         ) from None

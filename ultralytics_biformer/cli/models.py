@@ -52,7 +52,7 @@ def suggestion(e: FileNotFoundError) -> str:
     import re
 
     found = re.search(r"did you mean '[^']+'", str(e))
-    return f"; {found[0]}?" if found else ""
+    return f"{found[0]}?" if found else ""
 
 
 def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
@@ -75,9 +75,10 @@ def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
     try:
         net = YOLO(spec).model
     except FileNotFoundError as e:
+        advice = f"{hint} Or give" if (hint := suggestion(e)) else "give"
         raise ArgumentError(
-            f"model={spec}: no such file, and no stock or bundled model YAML has that name{suggestion(e)} Give a "
-            f"model YAML (e.g. {example}) or a local .pt checkpoint"
+            f"model={spec}: no such file, and no stock or bundled model YAML has that name; {advice} a model YAML "
+            f"(e.g. {example}) or a local .pt checkpoint"
         ) from None
     except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
         if suffix in CHECKPOINT:
