@@ -116,16 +116,15 @@ def effective_receptive_field(
     sizes = {}
     try:
         for image in images.split(1):
-            for name in levels:  # one backward per level, so each level's gradient is its own
-                x = image.detach().clone().requires_grad_(True)
-                outputs.clear()
-                model(x)
-                out = outputs[name]
-                if isinstance(out, (list, tuple)):
-                    out = out[0]
+            x = image.detach().clone().requires_grad_(True)
+            outputs.clear()
+            model(x)
+            names = list(levels)
+            for name in names:  # one backward per level through the one forward, so each gradient is its own
+                out = outputs[name][0] if isinstance(outputs[name], (list, tuple)) else outputs[name]
                 sizes[name] = out.shape[-2:]
                 cy, cx = out.shape[-2] // 2, out.shape[-1] // 2
-                (gradient,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x)
+                (gradient,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x, retain_graph=name != names[-1])
                 grids[name] += gradient.abs().sum((0, 1)).double()
     finally:
         for hook in hooks:

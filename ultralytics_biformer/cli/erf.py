@@ -18,7 +18,7 @@ from .models import CHECKPOINT, DEFAULT_IMGSZ, describe_weights, inference_size,
 
 __all__ = ["OPTIONS", "run", "usage"]
 
-MASSES = (0.5, 0.9)
+MASSES = (0.5, 0.9)  # the radii reported: r50 and r90
 
 OPTIONS = [
     Option("model", text, None, "a detection model: model YAML (random weights) or a trained .pt (required)"),
@@ -78,7 +78,7 @@ def _letterboxed(files: list[Path], size: int):
     return torch.stack(batch)
 
 
-def _figure(fields, title: str, out: Path) -> Path:
+def _figure(fields, radii: dict[str, tuple[float, ...]], title: str, out: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle
@@ -88,10 +88,9 @@ def _figure(fields, title: str, out: Path) -> Path:
     for ax, field in zip(np.atleast_1d(fig.subplots(1, len(fields))), fields):
         # The square root shows the tails, which hold much of the mass but little of the peak.
         ax.imshow(np.sqrt(field.grid), cmap="magma", extent=(0, field.grid.shape[1], field.grid.shape[0], 0))
-        for mass, style in zip(MASSES, ("-", "--")):
-            radius = field.radius(mass)
+        for radius, style in zip(radii[field.name], ("-", "--")):
             ax.add_patch(Circle(field.centre, radius, fill=False, color="cyan", ls=style, lw=1.2))
-        r50, r90 = (field.radius(m) for m in MASSES)
+        r50, r90 = radii[field.name]
         ax.set_title(f"{field.name} (stride {field.stride}): 50% within {r50:.0f} px, 90% within {r90:.0f} px", size=9)
         ax.set(xticks=[], yticks=[])
     fig.suptitle(title, fontsize=10)
@@ -125,17 +124,18 @@ def run(tokens: list[str]) -> int:
     fields = effective_receptive_field(model, _letterboxed(files, size))
     out = Path(values["out"] or Path("runs/erf") / f"{Path(values['model']).stem}.png")
     title = f"{values['model']}: effective receptive field, {weights}, imgsz {size} ({origin}), {len(files)} image(s)"
+    radii = {field.name: tuple(field.radius(mass) for mass in MASSES) for field in fields}
     for field in fields:
-        r50, r90 = (field.radius(m) for m in MASSES)
+        r50, r90 = radii[field.name]
         print(f"{field.name} (stride {field.stride}): 50% within {r50:.1f} px, 90% within {r90:.1f} px")
     summary = {
         "model": values["model"],
         "weights": "checkpoint" if trained else "random",
         "imgsz": size,
         "images": [f.name for f in files],
-        "levels": {f.name: {"stride": f.stride, "r50": f.radius(0.5), "r90": f.radius(0.9)} for f in fields},
+        "levels": {f.name: {"stride": f.stride, "r50": radii[f.name][0], "r90": radii[f.name][1]} for f in fields},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    print(f"{title}\n{_figure(fields, title, out)}")
+    print(f"{title}\n{_figure(fields, radii, title, out)}")
     return 0
