@@ -311,11 +311,10 @@ def _closest_bundled_name(name: str) -> str | None:
     import difflib
     import re
 
-    scale_n = {re.sub(r"^(yolo\d+)-", r"\g<1>n-", path.name): path.name for path in config_dir().glob("*.yaml")}
+    scale_n = {path.name: re.sub(r"^(yolo\d+)-", r"\g<1>n-", path.name) for path in config_dir().glob("*.yaml")}
     unscaled = re.sub(r"^(yolo\d+)[nslmx]-", r"\g<1>-", name)
-    for found in difflib.get_close_matches(unscaled, sorted(scale_n.values()), n=1, cutoff=0.85):
-        return next(n for n, u in scale_n.items() if u == found)
-    return None
+    found = difflib.get_close_matches(unscaled, sorted(scale_n), n=1, cutoff=0.85)
+    return scale_n[found[0]] if found else None
 
 
 _PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}  # name in ultralytics.nn.tasks -> ours

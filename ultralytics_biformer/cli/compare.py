@@ -718,10 +718,6 @@ def _holds_other_unfinished_runs(plan: Plan) -> bool:
     """Whether a planned run, not finished yet, was started with another model or other settings and left a
     checkpoint to resume from: reusing its folder would overwrite that run."""
 
-    def settings(job: dict) -> tuple:
-        args = {k: v for k, v in job.get("train_args", {}).items() if k != "project"}
-        return job.get("model_digest"), json.dumps(args, sort_keys=True, default=str)
-
     for model, seed in plan.runs:
         job = plan.train_job(model, seed)
         if (
@@ -733,9 +729,14 @@ def _holds_other_unfinished_runs(plan: Plan) -> bool:
             before = json.loads(_job_file(job).read_text())
         except (OSError, ValueError):
             continue
-        if settings(before) != settings(json.loads(json.dumps(job))):
+        if not _same_job(before, job):
             return True
     return False
+
+
+def _same_job(before: dict, job: dict) -> bool:
+    """Whether a run's job file, written when it started, names the same model and training arguments as ``job``."""
+    return all(before.get(key) == job[key] for key in ("model_digest", "train_args"))
 
 
 def _say(message: str) -> None:
@@ -770,8 +771,7 @@ def _train_job(plan: Plan, model: ModelEntry, seed: int) -> tuple[dict, int | No
         before = json.loads(_job_file(job).read_text())
     except (OSError, ValueError):
         return job, None
-    same_job = all(before.get(key) == job[key] for key in ("model_digest", "train_args"))
-    done = resumable_epochs(last, job["train_args"]["epochs"]) if same_job and last.is_file() else None
+    done = resumable_epochs(last, job["train_args"]["epochs"]) if _same_job(before, job) and last.is_file() else None
     if done:
         job["resume"] = str(last)
     return job, done
