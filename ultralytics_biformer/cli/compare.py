@@ -637,7 +637,8 @@ def make_plan(values: dict[str, Any]) -> Plan:
         except ValueError as e:
             raise ArgumentError(str(e)) from None
     models, task = resolve_models(values["models"], values["task"])
-    if preset.dataset.style == "context" and values["data"] is None and task != "detect":
+    on_context_benchmark = preset.dataset.style == "context" and values["data"] is None
+    if on_context_benchmark and task != "detect":
         raise ArgumentError(f"preset={values['preset']} is a detection benchmark, but the models are {task} models")
     device = _device_type(values["device"])
     n_seeds = preset.seeds if values["seeds"] is None else values["seeds"]
@@ -646,7 +647,7 @@ def make_plan(values: dict[str, Any]) -> Plan:
         raise ArgumentError(f"seed={values['seed']} with seeds={n_seeds}: seeds must stay below 2**32 (numpy's limit)")
     # Other tasks get their own default folder, so that a detect comparison of the same preset is not overwritten.
     default_name = values["preset"] if task == "detect" else f"{values['preset']}-{task}"
-    if preset.dataset.style == "context" and values["data"] is None:  # one folder per distance
+    if on_context_benchmark:  # one folder per distance
         default_name += f"-d{preset.dataset.distance}"
     run_dir = (Path(values["project"]) / (values["name"] or default_name)).resolve()
     if blocker := next((p for p in [run_dir, *run_dir.parents] if p.exists() and not p.is_dir()), None):
