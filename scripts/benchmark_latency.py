@@ -3,7 +3,7 @@
 Every model is fused (BatchNorm folded, as Ultralytics does for inference) and run in eval mode with batch 1 in
 PyTorch on this machine's CPU. Models are timed in interleaved rounds, so a slow spell of a noisy machine hits all of
 them alike, and each is reported as its median against the first model's. The timing is
-:mod:`ultralytics_biformer.latency`'s, the same as ``ultralytics-biformer compare``'s PyTorch latency.
+:mod:`ultralytics_biformer.bench.latency`'s, the same as ``ultralytics-biformer compare``'s PyTorch latency.
 
 Usage:
     python scripts/benchmark_latency.py [--imgsz 640] [--rounds 15] [--models yolo11n.yaml,yolo11n-biformer.yaml,...]
@@ -17,7 +17,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 import ultralytics_biformer  # noqa: F401  (registers the configs also where auto-activation is off)
-from ultralytics_biformer.latency import check_timing, torch_latency_ms
+from ultralytics_biformer.bench.latency import check_timing, torch_latency_ms
 
 DEFAULT_MODELS = "yolo11n.yaml,yolo11n-biformer.yaml,yolo11n-biformer-backbone.yaml,yolo11n-biformer-neck.yaml,yolo12n.yaml"
 

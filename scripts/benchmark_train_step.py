@@ -2,7 +2,7 @@
 
 A step is what Ultralytics' trainer does per batch: forward in train mode, its detection loss, backward and an SGD
 step, on a batch of random images with random boxes (the content does not change the arithmetic). Models are timed
-in interleaved rounds (:func:`ultralytics_biformer.latency.median_ms`), each reported as its median against the first
+in interleaved rounds (:func:`ultralytics_biformer.bench.latency.median_ms`), each reported as its median against the first
 model's. On CUDA every step synchronises, and ``--amp`` runs the forward and loss under bf16 autocast.
 
 Usage:
@@ -17,7 +17,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 import ultralytics_biformer  # noqa: F401  (registers the configs also where auto-activation is off)
-from ultralytics_biformer.latency import check_timing, median_ms
+from ultralytics_biformer.bench.latency import check_timing, median_ms
 
 DEFAULT_MODELS = "yolo11n.yaml,yolo11n-biformer.yaml"
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import statistics
 from pathlib import Path
 
-from ultralytics_biformer.stats import family_verdicts, paired_difference, usable
+from ultralytics_biformer.bench.records import TrainRecord
+from ultralytics_biformer.bench.stats import family_verdicts, paired_difference, usable
 
 BASELINE = "yolo11n.yaml"
 # Every object of the benchmark is a token of one of two classes whose box is easy to find, so a detector that finds
@@ -53,9 +53,9 @@ def learned_epoch(map50: list[float], threshold: float = LEARNED_MAP50) -> int |
     return epoch
 
 
-def load(root: Path) -> dict[int, dict[str, dict[int, dict]]]:
+def load(root: Path) -> dict[int, dict[str, dict[int, TrainRecord]]]:
     """``{distance: {model: {seed: record}}}`` for every training record below ``root``."""
-    study: dict[int, dict[str, dict[int, dict]]] = {}
+    study: dict[int, dict[str, dict[int, TrainRecord]]] = {}
     for folder in sorted(root.glob("context-d*")):
         match = re.fullmatch(r"context-d(\d+)", folder.name)
         if not match:
@@ -63,9 +63,9 @@ def load(root: Path) -> dict[int, dict[str, dict[int, dict]]]:
         for path in sorted((folder / "records").glob("*-seed*.json")):
             if path.name.endswith(".job.json"):
                 continue
-            record = json.loads(path.read_text())
-            model = Path(record["model"]).name
-            study.setdefault(int(match[1]), {}).setdefault(model, {})[record["seed"]] = record
+            record = TrainRecord.load(path)
+            model = Path(record.model).name
+            study.setdefault(int(match[1]), {}).setdefault(model, {})[record.seed] = record
     return study
 
 
@@ -85,9 +85,9 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
     """The rows of curve.csv and runs.csv."""
     curve, runs = [], []
     for distance, models in sorted(study.items()):
-        baseline = {s: r.get("map") for s, r in models.get(BASELINE, {}).items()}
+        baseline = {s: r.value("map") for s, r in models.get(BASELINE, {}).items()}
         for model, records in sorted(models.items(), key=lambda item: (item[0] != BASELINE, item[0])):
-            maps = {s: r.get("map") for s, r in records.items()}
+            maps = {s: r.value("map") for s, r in records.items()}
             mean, half = _interval([v for v in maps.values() if usable(v)])
             row = {"distance": distance, "model": model, "seeds": " ".join(map(str, sorted(maps))), "map": mean}
             row["map_ci95"] = half
@@ -95,17 +95,17 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                 row["diff"] = paired_difference(baseline, maps)
             curve.append(row)
             for seed, record in sorted(records.items()):
-                map50 = record.get("curves", {}).get("metrics/mAP50(B)", [])
+                map50 = record.curves.get("metrics/mAP50(B)", [])
                 runs.append(
                     {
                         "distance": distance,
                         "model": model,
                         "seed": seed,
-                        "map": record.get("map"),
-                        "map50": record.get("map50"),
+                        "map": record.value("map"),
+                        "map50": record.value("map50"),
                         "epochs": len(map50),
                         "learned_epoch": learned_epoch(map50),
-                        "resumed_from_epoch": record.get("resumed_from_epoch"),
+                        "resumed_from_epoch": record.resumed_from_epoch,
                     }
                 )
     family = [row for row in curve if "diff" in row]

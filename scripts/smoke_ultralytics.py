@@ -19,7 +19,7 @@ in one process plus fresh interpreters where Ultralytics itself would start one:
    8.4.140 from the model YAML named in its arguments, from 8.4.140 on from a pickled state file holding the parent's
    model), then trains yolo26n-biformer for one epoch; its checkpoint must hold our blocks.
 6. ``buckets``: the COCO area buckets split the validator's own matching verdicts on random images where
-   predictions compete for labels of several sizes (``ultralytics_biformer.evaluation`` replays the matching rule of
+   predictions compete for labels of several sizes (``ultralytics_biformer.bench.metrics`` replays the matching rule of
    the installed version; an unknown rule would stop validation with an error).
 
 Nothing is downloaded: the dataset is generated, no pretrained weights or AMP check are used, and a local font stands
@@ -222,7 +222,7 @@ def check_buckets(ctx: dict) -> str:
     from ultralytics.models.yolo.detect import DetectionValidator
     from ultralytics.utils.metrics import box_iou
 
-    from ultralytics_biformer.evaluation import AreaBuckets
+    from ultralytics_biformer.bench.metrics import AreaBuckets
 
     validator, rng = DetectionValidator(args={"task": "detect"}), np.random.default_rng(0)
     buckets = AreaBuckets(validator.match_predictions, box_iou, validator.iouv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -17,7 +18,11 @@ import numpy as np
 import pytest
 from conftest import NETWORK_GUARD
 
-from ultralytics_biformer.cli import compare, main, report
+from ultralytics_biformer.bench import inputs, report, resume, runner
+from ultralytics_biformer.bench.inputs import ModelEntry
+from ultralytics_biformer.bench.plan import PRESETS, Plan, make_plan
+from ultralytics_biformer.bench.records import BenchRecord, TrainRecord
+from ultralytics_biformer.cli import compare, main
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
 
@@ -187,9 +192,9 @@ def test_pretrained_checkpoint_initialises_every_model_and_counts_transfers(comp
 def test_report_of_a_fine_tune_comparison_renders_without_its_checkpoint(tmp_path, monkeypatch):
     """Weights are never committed with records, so train=False must not need the checkpoint; training must."""
     monkeypatch.chdir(tmp_path)
-    assert compare.resolve_pretrained("gone/best.pt", train=False) == str(tmp_path / "gone" / "best.pt")
+    assert inputs.resolve_pretrained("gone/best.pt", train=False) == str(tmp_path / "gone" / "best.pt")
     with pytest.raises(compare.ArgumentError, match="no such file"):
-        compare.resolve_pretrained("gone/best.pt")
+        inputs.resolve_pretrained("gone/best.pt")
 
 
 @pytest.mark.slow
@@ -203,7 +208,7 @@ def test_train_false_reports_finished_runs_and_trains_nothing(compared, tmp_path
     run_dir, args, _ = compared
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    monkeypatch.setattr(runner, "_start", lambda *a, **k: pytest.fail("a worker was started"))
     extra = "yolo11n-biformer-backbone.yaml"  # no records of it in the run folder
     moved = [a for a in args if not a.startswith(("project=", "name=", "models="))]
     assert (
@@ -227,13 +232,13 @@ def test_train_false_reports_finished_runs_and_trains_nothing(compared, tmp_path
 )
 def test_figure_title_counts_the_seeds_actually_recorded(recorded, planned, title):
     """A report of an unfinished comparison must not claim the planned seeds."""
-    rows = [{"runs": [{"seed": s} for s in range(n)]} for n in recorded]
+    rows = [{"runs": [TrainRecord("m.yaml", s) for s in range(n)]} for n in recorded]
     assert report.seeds_recorded(rows, planned) == title
 
 
 def test_unknown_optimizer_is_refused_before_any_work(capsys, monkeypatch):
     """Ultralytics rejects it only inside each worker, after the data and the models are built."""
-    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    monkeypatch.setattr(runner, "_start", lambda *a, **k: pytest.fail("a worker was started"))
     assert main(["compare", "optimizer=Lion", "epochs=1"]) == 2
     err = capsys.readouterr().err
     assert "optimizer=Lion" in err and "AdamW" in err and "SGD" in err
@@ -248,18 +253,18 @@ def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_val
     """A 3-seed baseline next to a 2-seed model reads like a comparison of means unless the table says how many seeds
     and which each mean covers; a NaN metric (a diverged run) is named as a failed run instead of breaking the
     report."""
-    from ultralytics_biformer.evaluation import TASK_METRICS
+    from ultralytics_biformer.bench.metrics import TASK_METRICS
 
     def row(model, values):
-        runs = [{"seed": seed, "map": value} for seed, value in values.items()]
-        return {"model": model, "label": model, "runs": runs, "bench": {}, "map_by_seed": values}
+        runs = [TrainRecord(model, seed, metrics={"map": value}) for seed, value in values.items()]
+        return {"model": model, "label": model, "runs": runs, "bench": None, "map_by_seed": values}
 
     rows = [row("a.yaml", {0: 0.80, 1: 0.90, 2: 0.70}), row("b.yaml", {0: 0.81, 1: 0.91}), row("c.yaml", {})]
     rows.append(row("d.yaml", {0: 0.82, 1: float("nan"), 2: 0.72}))
     task = TASK_METRICS["detect"]
     for r in rows:
         for key, _, _ in report.run_metrics(task):
-            r[f"{key}_mean"], r[f"{key}_std"] = report._mean_std([run.get(key) for run in r["runs"]])
+            r[f"{key}_mean"], r[f"{key}_std"] = report._mean_std([run.value(key) for run in r["runs"]])
     table, _ = report.markdown_table(rows, task)
     cells = {line.split("`")[1]: [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]}
     seeds = [cells[m][1] for m in ("a.yaml", "b.yaml", "c.yaml", "d.yaml")]
@@ -272,20 +277,20 @@ def test_results_table_names_the_seeds_behind_each_mean_and_skips_non_finite_val
 )
 def test_report_header_states_latency_threads_only_when_measured(tmp_path, benches, line):
     settings = dict(data="d.yaml", preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
-    plan = compare.Plan(tmp_path, [], [0], {}, {}, {**settings, "device": "cpu", "seeds": [0]})
-    rows = [{"bench": threads and {"threads": threads}} for threads in benches]
+    plan = Plan(tmp_path, [], [0], {}, {}, {**settings, "device": "cpu", "seeds": [0]})
+    rows = [{"bench": threads and BenchRecord("m.yaml", params=1, threads=threads)} for threads in benches]
     header = report._settings_lines(plan, rows)
     assert any(line in text for text in header) and not any("?" in text for text in header)
 
 
 def test_report_header_names_the_runs_that_resumed_and_after_which_epoch(tmp_path):
     settings = dict(data="d.yaml", preset="study", epochs=9, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
-    plan = compare.Plan(tmp_path, [], [0, 1], {}, {}, {**settings, "device": "cpu", "seeds": [0, 1]})
-    runs = [{"seed": 0, "resumed_from_epoch": None}, {"seed": 1, "resumed_from_epoch": 4}]
-    header = "\n".join(report._settings_lines(plan, [{"model": "m.yaml", "runs": runs, "bench": {}}]))
+    plan = Plan(tmp_path, [], [0, 1], {}, {}, {**settings, "device": "cpu", "seeds": [0, 1]})
+    runs = [TrainRecord("m.yaml", 0, resumed_from_epoch=None), TrainRecord("m.yaml", 1, resumed_from_epoch=4)]
+    header = "\n".join(report._settings_lines(plan, [{"model": "m.yaml", "runs": runs, "bench": None}]))
     assert "resumed after an interruption" in header and "`m.yaml` seed 1 after epoch 4" in header
     assert "seed 0 after" not in header
-    uninterrupted = [{"model": "m.yaml", "runs": runs[:1], "bench": {}}]
+    uninterrupted = [{"model": "m.yaml", "runs": runs[:1], "bench": None}]
     assert "resumed" not in "\n".join(report._settings_lines(plan, uninterrupted))
 
 
@@ -294,11 +299,11 @@ def test_report_header_names_paths_below_the_working_directory_relatively(tmp_pa
     monkeypatch.chdir(tmp_path)
     settings = dict(preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={}, seeds=[0])
     settings.update(data="/elsewhere/data.yaml", pretrained=str(tmp_path / "w" / "best.pt"), device="cpu")
-    header = "\n".join(report._settings_lines(compare.Plan(tmp_path, [], [0], {}, {}, settings), []))
+    header = "\n".join(report._settings_lines(Plan(tmp_path, [], [0], {}, {}, settings), []))
     assert "every model from `w/best.pt`" in header and "data: `/elsewhere/data.yaml`" in header
     bundled = synthetic.cache_dir() / "datasets" / "context-tokens-v2-x" / "data.yaml"
     settings["data"] = str(bundled)
-    header = "\n".join(report._settings_lines(compare.Plan(tmp_path, [], [0], {}, {}, settings), []))
+    header = "\n".join(report._settings_lines(Plan(tmp_path, [], [0], {}, {}, settings), []))
     assert "data: `<bundled dataset cache>/context-tokens-v2-x/data.yaml`" in header
 
 
@@ -316,7 +321,7 @@ def test_rerun_resumes_without_training_again(compared, monkeypatch, capsys):
     def no_worker(*a, **k):
         raise AssertionError("a finished run was started again")
 
-    monkeypatch.setattr(compare, "_start", no_worker)
+    monkeypatch.setattr(runner, "_start", no_worker)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count("finished earlier, skipping") == 2 * len(MODELS)  # the runs and the benchmarks
@@ -332,11 +337,11 @@ def test_rerun_with_other_settings_is_refused(compared, capsys):
     assert "made with other settings" in err and "epochs: 1 then, 2 now" in err
 
 
-def _plan_with_record(run_dir: Path, model: compare.ModelEntry, record: dict, **train_args) -> compare.Plan:
-    """A one-run plan of ``model`` whose run folder already holds ``record`` for that run."""
-    plan = compare.Plan(run_dir, [model], [0], train_args, {"imgsz": 64}, {"device": "cpu"})
+def _plan_with_record(run_dir: Path, model: ModelEntry, record: dict, **train_args) -> Plan:
+    """A one-run plan of ``model`` whose run folder already holds ``record`` (seed 0 unless it says) for that run."""
+    plan = Plan(run_dir, [model], [0], train_args, {"imgsz": 64}, {"device": "cpu"})
     plan.train_record(model, 0).parent.mkdir(parents=True)
-    plan.train_record(model, 0).write_text(json.dumps(record))
+    plan.train_record(model, 0).write_text(json.dumps({"seed": 0, **record}))
     return plan
 
 
@@ -346,9 +351,10 @@ def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_
     monkeypatch.chdir(checkout.mkdir() or checkout)
     monkeypatch.setenv(synthetic.CACHE_ENV, str(cache))
     data, weights = cache / "datasets" / "bench-v1" / "data.yaml", checkout / "docs" / "pre" / "best.pt"
-    model = compare.ModelEntry("cfg/v.yaml", str(checkout / "cfg" / "v.yaml"), "v", "d1")
+    model = ModelEntry("cfg/v.yaml", str(checkout / "cfg" / "v.yaml"), "v", "d1")
     recorded = {
         "model": "/old/clone/cfg/v.yaml",
+        "seed": 0,
         "model_digest": "d1",
         "train_args": {
             "epochs": 1,
@@ -360,25 +366,25 @@ def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_
         },
     }
     plan = _plan_with_record(checkout / "run", model, recorded, epochs=1, data=str(data), pretrained=str(weights))
-    compare._check_records(plan)  # raises if it refuses
+    resume.check_records(plan)  # raises if it refuses
 
     del recorded["train_args"]["pretrained"]  # a record from scratch resumes only a comparison from scratch
     plan.train_record(model, 0).write_text(json.dumps(recorded))
     with pytest.raises(compare.ArgumentError, match="pretrained: None then"):
-        compare._check_records(plan)
+        resume.check_records(plan)
     del plan.train_args["pretrained"]
-    compare._check_records(_plan_with_record(checkout / "run2", model, recorded, **plan.train_args))
+    resume.check_records(_plan_with_record(checkout / "run2", model, recorded, **plan.train_args))
 
     recorded["train_args"]["data"] = "/old/home/.cache/ultralytics-biformer/datasets/other-v1/data.yaml"
     plan.train_record(model, 0).write_text(json.dumps(recorded))
     with pytest.raises(compare.ArgumentError, match="made with other settings.*data: '/old/home"):
-        compare._check_records(plan)
+        resume.check_records(plan)
 
 
 def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch):
     """data.yaml in the working directory is not the data.yaml of a record made anywhere else."""
     monkeypatch.chdir(tmp_path)
-    model = compare.ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
+    model = ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
     recorded = {
         "model": "/old/cfg/v.yaml",
         "model_digest": "d1",
@@ -386,36 +392,37 @@ def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch
     }
     plan = _plan_with_record(tmp_path / "run", model, recorded, epochs=1, data=str(tmp_path / "data.yaml"))
     with pytest.raises(compare.ArgumentError, match="data: '/other/data.yaml' then"):
-        compare._check_records(plan)
+        resume.check_records(plan)
 
 
 def test_resume_takes_device_cpu_for_the_default_device_on_a_cpu_machine(tmp_path, monkeypatch):
-    monkeypatch.setattr(compare, "_device_type", lambda device: "cpu" if device in (None, "cpu") else "cuda")
-    model = compare.ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
+    monkeypatch.setattr(resume, "device_type", lambda device: "cpu" if device in (None, "cpu") else "cuda")
+    model = ModelEntry("cfg/v.yaml", str(tmp_path / "cfg" / "v.yaml"), "v", "d1")
     train_args = {"epochs": 1, "seed": 0, "name": "v-seed0"}
     recorded = {"model": str(tmp_path / "cfg" / "v.yaml"), "model_digest": "d1", "train_args": train_args}
-    compare._check_records(_plan_with_record(tmp_path / "run", model, recorded, epochs=1, device="cpu"))
+    resume.check_records(_plan_with_record(tmp_path / "run", model, recorded, epochs=1, device="cpu"))
     with pytest.raises(compare.ArgumentError, match="device: None then, '0' now"):
-        compare._check_records(_plan_with_record(tmp_path / "run2", model, recorded, epochs=1, device="0"))
+        resume.check_records(_plan_with_record(tmp_path / "run2", model, recorded, epochs=1, device="0"))
 
 
 def test_benchmark_finds_weights_below_this_run_folder_or_says_they_are_missing(tmp_path, monkeypatch, capsys):
     """Committed records name weights in the checkout that trained them, which another checkout does not have."""
-    model = compare.ModelEntry("v.yaml", str(tmp_path / "v.yaml"), "v", "d1")
+    model = ModelEntry("v.yaml", str(tmp_path / "v.yaml"), "v", "d1")
     record = {"model": "/old/v.yaml", "weights": "/old/clone/run/runs/v-seed1/weights/best.pt", "train_args": {}}
-    plan = _plan_with_record(tmp_path / "run", model, record)
-    plan.seeds = [0, 1]
+    plan = dataclasses.replace(_plan_with_record(tmp_path / "run", model, record), seeds=[0, 1])
     plan.train_record(model, 0).rename(plan.train_record(model, 1))
-    assert compare._local_weights(plan, model, [1]) is None
-    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a benchmark started without weights"))
-    compare._bench_all(plan)
+    assert runner._local_weights(plan, model, [1]) is None
+    monkeypatch.setattr(runner, "_start", lambda *a, **k: pytest.fail("a benchmark started without weights"))
+    outcome = runner.Outcome()
+    runner._bench_all(plan, outcome)
     assert "no weights of its recorded runs are here" in capsys.readouterr().out
-    assert "another checkout" in plan.failures["v-bench"]
+    [failure] = outcome.failures
+    assert (failure.label, failure.seed) == ("v", None) and "another checkout" in failure.message
 
     here = tmp_path / "run" / "runs" / "v-seed1" / "weights" / "best.pt"
     here.parent.mkdir(parents=True)
     here.touch()
-    assert compare._local_weights(plan, model, [1]) == str(here)
+    assert runner._local_weights(plan, model, [1]) == str(here)
 
 
 @pytest.mark.parametrize(
@@ -430,14 +437,16 @@ def test_resume_refuses_records_of_another_model(tmp_path, monkeypatch, recorded
     """Records are found by a label made from the file name, so two models of one name, listed in another order, or a
     YAML edited in place, would otherwise be credited with another model's results."""
     monkeypatch.chdir(tmp_path)
-    model = compare.ModelEntry("b/v.yaml", str(tmp_path / "b" / "v.yaml"), "v", "d1")
+    model = ModelEntry("b/v.yaml", str(tmp_path / "b" / "v.yaml"), "v", "d1")
     plan = _plan_with_record(tmp_path / "run", model, recorded, epochs=1)
     with pytest.raises(compare.ArgumentError, match=reason):
-        compare._check_records(plan)
+        resume.check_records(plan)
 
 
 def test_model_digest_ignores_comments_and_follows_rows(tmp_path):
-    text = (Path(compare.__file__).parents[2] / "cfg" / "yolo11-biformer.yaml").read_text()
+    from ultralytics_biformer import config_dir
+
+    text = (config_dir() / "yolo11-biformer.yaml").read_text()
     assert "[1024, 2, 2]] # 10" in text
     variants = {
         "same": text,
@@ -449,8 +458,16 @@ def test_model_digest_ignores_comments_and_follows_rows(tmp_path):
         (tmp_path / name).mkdir()
         path = tmp_path / name / "yolo11n-biformer.yaml"
         path.write_text(body)
-        digests[name] = compare._check_yaml_model(str(path))[2]
+        digests[name] = inputs._check_model(str(path))[2]
     assert digests["same"] == digests["commented"] != digests["edited"]
+
+
+def test_models_keep_the_digests_of_the_committed_study_records_so_the_study_resumes():
+    """A digest that changed with the code, not the model, would make every committed comparison refuse to resume."""
+    records = Path(__file__).resolve().parents[1] / "docs" / "results" / "context" / "context-d8" / "records"
+    for spec in ("yolo11n.yaml", "yolo11n-biformer.yaml", "yolo12n.yaml"):
+        recorded = json.loads((records / f"{Path(spec).stem}-seed0.json").read_text())["model_digest"]
+        assert inputs._check_model(spec)[2] == recorded, spec
 
 
 @pytest.mark.slow
@@ -466,7 +483,7 @@ def test_partial_rerun_after_interruption_redoes_only_missing_runs(compared, tmp
         shutil.copy(run_dir / "records" / Path(job["record"]).name, job["record"])
         return subprocess.Popen([sys.executable, "-c", ""])
 
-    monkeypatch.setattr(compare, "_start", fake_worker)
+    monkeypatch.setattr(runner, "_start", fake_worker)
     resumed = [a for a in args if not a.startswith(("project=", "name="))] + [f"project={tmp_path}", "name=copy"]
     # The records name the original run folder; only the missing training run may be redone.
     for record in (copy / "records").glob("*.json"):
@@ -488,15 +505,15 @@ class _Interrupted(Exception):
 def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, tmp_path, monkeypatch, capsys):
     from ultralytics.utils.callbacks import base
 
-    from ultralytics_biformer.cli import worker
+    from ultralytics_biformer.bench import worker
 
     args = ["compare", "models=yolo11n-biformer.yaml", f"data={tiny_data}", "preset=quick", "epochs=3", "imgsz=64"]
     args += ["batch=4"]
     args += ["workers=0", f"project={tmp_path}", "name=resume"]
-    plan = compare.make_plan(compare.parse_options(args[1:], compare.OPTIONS, "compare"))
+    plan = make_plan(compare.parse_options(args[1:], compare.OPTIONS, "compare"))
     job = plan.train_job(plan.models[0], 0)
-    compare._job_file(job).parent.mkdir(parents=True)
-    compare._job_file(job).write_text(json.dumps(job))  # as compare writes it before starting the worker
+    resume.job_file(job).parent.mkdir(parents=True)
+    resume.job_file(job).write_text(json.dumps(job))  # as compare writes it before starting the worker
 
     def stop_after_first_epoch(trainer):
         raise _Interrupted
@@ -506,7 +523,7 @@ def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, 
         with pytest.raises(_Interrupted):
             worker.train(job)
     run = plan.run_folder(plan.models[0], 0)
-    assert compare._epochs_done(run / "results.csv") == 1 and not plan.train_record(plan.models[0], 0).exists()
+    assert runner._epochs_done(run / "results.csv") == 1 and not plan.train_record(plan.models[0], 0).exists()
 
     assert main(args) == 0
     assert "seed 0: resuming after epoch 1 of 3" in capsys.readouterr().out
@@ -521,36 +538,35 @@ def test_run_interrupted_part_way_resumes_after_its_last_saved_epoch(tiny_data, 
 def test_resume_needs_the_same_job_and_a_checkpoint_that_can_continue(tmp_path):
     import torch
 
-    from ultralytics_biformer.cli import worker
 
-    model = compare.ModelEntry("m.yaml", "m.yaml", "m", digest="abc")
-    plan = compare.Plan(tmp_path / "run", [model], [0], {"epochs": 3}, {"imgsz": 64}, {"device": "cpu"})
+    model = ModelEntry("m.yaml", "m.yaml", "m", digest="abc")
+    plan = Plan(tmp_path / "run", [model], [0], {"epochs": 3}, {"imgsz": 64}, {"device": "cpu"})
     job = plan.train_job(model, 0)
     last = plan.run_folder(model, 0) / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
-    compare._job_file(job).parent.mkdir(parents=True, exist_ok=True)
-    compare._job_file(job).write_text(json.dumps(job))
+    resume.job_file(job).parent.mkdir(parents=True, exist_ok=True)
+    resume.job_file(job).write_text(json.dumps(job))
 
     torch.save({"epoch": 1, "optimizer": {"state": {}}}, last)  # two of three epochs done
-    assert compare._train_job(plan, model, 0) == ({**job, "resume": str(last)}, 2)
+    assert resume.resumed_job(plan, model, 0) == ({**job, "resume": str(last)}, 2)
     for checkpoint in (
         {"epoch": -1, "optimizer": None},  # finished and stripped
         {"epoch": 2, "optimizer": {"state": {}}},  # all three epochs done
         {"epoch": 0},  # weights only
     ):
         torch.save(checkpoint, last)
-        assert compare._train_job(plan, model, 0) == (job, None), checkpoint
+        assert resume.resumed_job(plan, model, 0) == (job, None), checkpoint
     last.write_bytes(b"cut short")
-    assert worker.resumable_epochs(last, 3) is None
+    assert resume.resumable_epochs(last, 3) is None
 
     torch.save({"epoch": 0, "optimizer": {"state": {}}}, last)
     for changed in ({"model_digest": "edited"}, {"train_args": {**job["train_args"], "lr0": 0.5}}):
-        compare._job_file(job).write_text(json.dumps({**job, **changed}))
-        assert compare._train_job(plan, model, 0) == (job, None), changed
+        resume.job_file(job).write_text(json.dumps({**job, **changed}))
+        assert resume.resumed_job(plan, model, 0) == (job, None), changed
 
 
 def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
-    from ultralytics_biformer.cli import worker
+    from ultralytics_biformer.bench import worker
 
     results = tmp_path / "results.csv"
     results.write_text("epoch,time,metric\n1,1.0,0.1\n2,2.0,0.2\n3,3.0,0.3\n")
@@ -568,13 +584,18 @@ def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
         (["distance=8"], "distance=8 applies to the bundled context-range benchmark only: use it with preset=context"),
         (["preset=context", "distance=300"], "dataset distance must be at most imgsz (256), got 300"),
         (["preset=context", "task=pose"], "preset=context is a detection benchmark, but the models are pose models"),
-        (["models=yolo11n.yaml,nope.yaml"], "unknown model 'nope.yaml'"),
+        (["models=yolo11n.yaml,nope.yaml"], "model 'nope.yaml': no such file, and no stock or bundled model YAML"),
         (
             ["models=yolo11n-biformr.yaml"],
-            "unknown model 'yolo11n-biformr.yaml': no such file; did you mean 'yolo11n-biformer.yaml'?",
+            "model 'yolo11n-biformr.yaml': no such file, and no stock or bundled model YAML has that name; did you "
+            "mean 'yolo11n-biformer.yaml'? Or accepted: a model YAML",
         ),
-        (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file. compare never downloads weights"),
-        (["models=yolo11n.onnx"], "unknown model 'yolo11n.onnx'; accepted: a model YAML of one of the tasks detect,"),
+        (["models=yolo11n.pt"], "model 'yolo11n.pt': no such file (compare never downloads weights); accepted: a"),
+        (
+            ["models=yolo11n.onnx"],
+            "model 'yolo11n.onnx': expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth); accepted: a "
+            "model YAML of one of the tasks detect,",
+        ),
         (["models=yolo11n.yaml,yolo11n.yaml"], "lists a model more than once"),
         (["pretrained=yolo11n.pt"], "pretrained=yolo11n.pt: no such file. compare never downloads weights"),
         (["data=missing-data.yaml"], "data=missing-data.yaml:"),
@@ -586,7 +607,7 @@ def test_resumed_results_keep_only_the_epochs_of_the_checkpoint(tmp_path):
 )
 def test_bad_compare_arguments_stop_before_any_work(arguments, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    monkeypatch.setattr(runner, "_start", lambda *a, **k: pytest.fail("a worker was started"))
     assert main(["compare", *arguments, f"project={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -617,8 +638,8 @@ def test_val_list_files_are_read_by_line(tmp_path):
     (folder / "images" / "a.jpg").touch()
     (folder / "labels" / "a.txt").write_text("0 0.5 0.5 0.1 0.1 0.2 0.2\n")
     (folder / "val.txt").write_text("./images/a.jpg\n")
-    assert compare._val_images({"val": str(folder / "val.txt")}, 5) == [folder / "images" / "a.jpg"]
-    assert compare._label_columns({"val": str(folder / "val.txt")}) == {7}
+    assert inputs._val_images({"val": str(folder / "val.txt")}, 5) == [folder / "images" / "a.jpg"]
+    assert inputs._label_columns({"val": str(folder / "val.txt")}) == {7}
 
 
 def test_help_and_unknown_command(capsys):
@@ -727,15 +748,15 @@ def test_context_preset_plans_one_folder_per_distance(tmp_path, monkeypatch):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
     def make(*arguments):
-        return compare.make_plan(compare.parse_options([*arguments, f"project={tmp_path}"], compare.OPTIONS, "compare"))
+        return make_plan(compare.parse_options([*arguments, f"project={tmp_path}"], compare.OPTIONS, "compare"))
 
     plans = {d: make("preset=context", f"distance={d}", "train=False") for d in (8, 48)}
     for d, plan in plans.items():
         assert plan.run_dir.name == f"context-d{d}"
         assert Path(plan.train_args["data"]).parent.name.endswith(f"-context-v1-d{d}")
-        assert plan.settings["preset"] == "context" and plan.train_args["epochs"] == compare.PRESETS["context"].epochs
+        assert plan.settings["preset"] == "context" and plan.train_args["epochs"] == PRESETS["context"].epochs
     default = make("preset=context", "train=False")
-    assert default.run_dir.name == f"context-d{compare.PRESETS['context'].dataset.distance}"
+    assert default.run_dir.name == f"context-d{PRESETS['context'].dataset.distance}"
 
 
 def test_default_run_folders_never_collide(tmp_path, monkeypatch):
@@ -747,7 +768,7 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
         given = {a.split("=", 1)[0] for a in arguments}
         defaults = [d for d in ("models=yolo11n.yaml", "seeds=1") if d.split("=", 1)[0] not in given]
         tokens = ["preset=context", "distance=8", f"project={tmp_path}", *defaults, *arguments]
-        return compare.make_plan(compare.parse_options(tokens, compare.OPTIONS, "compare"))
+        return make_plan(compare.parse_options(tokens, compare.OPTIONS, "compare"))
 
     first = make()
     assert first.run_dir.name == "context-d8" and "run_folder_note" not in first.settings
@@ -771,8 +792,8 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     longer = make("epochs=7")
     assert longer.run_dir.name == "context-d8-2"  # -2 holds no run yet: nothing recorded or started there
     job = longer.train_job(longer.models[0], 0)
-    compare._job_file(job).parent.mkdir(parents=True, exist_ok=True)
-    compare._job_file(job).write_text(json.dumps(job))
+    resume.job_file(job).parent.mkdir(parents=True, exist_ok=True)
+    resume.job_file(job).write_text(json.dumps(job))
     (longer.run_folder(longer.models[0], 0) / "weights").mkdir(parents=True)
     (longer.run_folder(longer.models[0], 0) / "weights" / "last.pt").write_bytes(b"")
     assert make("epochs=7").run_dir.name == "context-d8-2"  # the same command resumes there

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from ultralytics_biformer.cli import compare, main, report
+from ultralytics_biformer.bench import report, runner
+from ultralytics_biformer.bench.plan import PRESETS, make_plan
+from ultralytics_biformer.cli import compare, main
 from ultralytics_biformer.cli.args import parse_options
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.presets import preset_spec
@@ -155,7 +157,7 @@ def test_each_task_gets_verdicts_on_its_primary_metric(compared):
 
 
 def _refuse_workers(monkeypatch):
-    monkeypatch.setattr(compare, "_start", lambda *a, **k: pytest.fail("a worker was started"))
+    monkeypatch.setattr(runner, "_start", lambda *a, **k: pytest.fail("a worker was started"))
 
 
 @pytest.mark.parametrize(
@@ -235,7 +237,7 @@ def test_task_picks_its_default_models_data_and_run_folder(task, datasets, tmp_p
 
     monkeypatch.setattr(synthetic, "ensure_dataset", fake_ensure_dataset)
     values = parse_options([f"task={task}", "preset=quick", f"project={tmp_path}"], compare.OPTIONS, "compare")
-    plan = compare.make_plan(values)
+    plan = make_plan(values)
     assert plan.task == task and [m.spec for m in plan.models] == DEFAULT_MODELS[task]
     assert asked == [preset_spec("quick", task=task)]
     assert plan.train_args["data"] == str(datasets[task])
@@ -246,7 +248,7 @@ def test_models_without_task_take_their_own(datasets, tmp_path):
     values = parse_options(
         ["models=yolo11n-obb.yaml", f"data={datasets['obb']}", f"project={tmp_path}"], compare.OPTIONS, "compare"
     )
-    assert compare.make_plan(values).task == "obb"
+    assert make_plan(values).task == "obb"
 
 
 def test_detect_plans_keep_the_training_arguments_of_earlier_records(datasets, tmp_path):
@@ -254,7 +256,7 @@ def test_detect_plans_keep_the_training_arguments_of_earlier_records(datasets, t
     values = parse_options(
         ["preset=study", f"data={datasets['detect']}", f"project={tmp_path}", "name=s"], compare.OPTIONS, "compare"
     )
-    plan = compare.make_plan(values)
+    plan = make_plan(values)
     model = plan.models[0]
     assert plan.train_job(model, 1)["train_args"] == {
         "data": str(datasets["detect"]),
@@ -278,7 +280,7 @@ def test_detect_plans_keep_the_training_arguments_of_earlier_records(datasets, t
 
 
 def test_detect_records_keep_their_metric_keys():
-    from ultralytics_biformer.evaluation import TASK_METRICS
+    from ultralytics_biformer.bench.metrics import TASK_METRICS
 
     detect = TASK_METRICS["detect"]
     assert [m.key for m in detect.accuracy] == [
@@ -295,7 +297,7 @@ def test_detect_records_keep_their_metric_keys():
 
 def test_latency_is_the_median_of_interleaved_rounds(monkeypatch):
     """With a fake clock, each run's median is known, and rounds alternate between runs."""
-    from ultralytics_biformer import latency
+    from ultralytics_biformer.bench import latency
 
     clock, calls = [0.0], []
     durations = {"a": iter([9.0, 9.0, 0.003, 0.001, 0.002]), "b": iter([9.0, 9.0, 0.010, 0.030, 0.020])}
@@ -318,7 +320,7 @@ def test_latency_is_the_median_of_interleaved_rounds(monkeypatch):
     [(1, 0, "rounds must be a positive integer, got 0"), (-1, 3, "warmup must be a non-negative integer, got -1")],
 )
 def test_latency_refuses_no_rounds_or_a_negative_warmup_before_timing_anything(warmup, rounds, message):
-    from ultralytics_biformer import latency
+    from ultralytics_biformer.bench import latency
 
     def never():
         raise AssertionError("timed a model despite bad settings")
@@ -331,7 +333,7 @@ def test_latency_refuses_no_rounds_or_a_negative_warmup_before_timing_anything(w
 
 def test_own_data_trains_with_ultralytics_defaults_not_the_smoke_preset(datasets, tmp_path):
     values = parse_options([f"data={datasets['detect']}", f"project={tmp_path}"], compare.OPTIONS, "compare")
-    plan = compare.make_plan(values)
+    plan = make_plan(values)
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     for key in ("epochs", "imgsz", "batch"):
@@ -343,4 +345,4 @@ def test_own_data_trains_with_ultralytics_defaults_not_the_smoke_preset(datasets
     explicit = parse_options(
         [f"data={datasets['detect']}", "preset=quick", f"project={tmp_path}"], compare.OPTIONS, "compare"
     )
-    assert compare.make_plan(explicit).train_args["epochs"] == compare.PRESETS["quick"].epochs
+    assert make_plan(explicit).train_args["epochs"] == PRESETS["quick"].epochs

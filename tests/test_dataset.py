@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from ultralytics_biformer.bench.metrics import area_bucket
 from ultralytics_biformer.cli import main
-from ultralytics_biformer.evaluation import area_bucket
 from ultralytics_biformer.data import scene, synthetic
 from ultralytics_biformer.data.presets import PRESET_SPECS, preset_spec
 from ultralytics_biformer.data.scene import render_scene
@@ -214,6 +214,7 @@ def test_dataset_command_gives_the_drawing_version_asked_for(capsys):
 
 
 def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monkeypatch, tmp_path):
+    from ultralytics_biformer.bench.plan import PRESETS, make_plan
     from ultralytics_biformer.cli import compare, dataset
 
     def as_if_cached(spec, root=None):  # no generation in a unit test: pretend it is there
@@ -226,9 +227,9 @@ def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monke
     out, err = capsys.readouterr()
     assert out == "/cached/data.yaml\n"
     default = dataset.DEFAULT_PRESET
-    plan = compare.make_plan(compare.parse_options(["train=False", f"project={tmp_path}"], compare.OPTIONS, "compare"))
+    plan = make_plan(compare.parse_options(["train=False", f"project={tmp_path}"], compare.OPTIONS, "compare"))
     assert plan.settings["preset"] == default  # compare without preset= or data= takes the same preset
-    assert compare.PRESETS[default].dataset == PRESET_SPECS[default]  # hence the same dataset
+    assert PRESETS[default].dataset == PRESET_SPECS[default]  # hence the same dataset
     assert PRESET_SPECS[default].describe() in err and f"preset {default} (the default, as compare's" in err
     for command in ("dataset", "compare"):
         assert main([command, "help"]) == 0

@@ -8,7 +8,7 @@ import torch
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils.metrics import ap_per_class, box_iou
 
-from ultralytics_biformer.evaluation import AreaBuckets, area_bucket, with_area_buckets
+from ultralytics_biformer.bench.metrics import AreaBuckets, area_bucket, with_area_buckets
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_a_matching_rule_it_cannot_replay_stops_validation(validator):
 
     buckets = AreaBuckets(everything_matches, box_iou)
     preds = {"bboxes": boxes([0, 0, 10, 10.0], [50, 50, 60, 60.0]), "conf": boxes(0.9, 0.8), "cls": boxes(0, 0)}
-    with pytest.raises(RuntimeError, match="matching rule that ultralytics_biformer.evaluation does not know"):
+    with pytest.raises(RuntimeError, match="matching rule that ultralytics_biformer.bench.metrics does not know"):
         buckets.add(preds, {"bboxes": boxes([0, 0, 10, 10.0]), "cls": boxes(0)})
 
 
@@ -177,7 +177,7 @@ def test_segment_and_pose_validators_keep_their_results_and_bucket_their_boxes(t
     from ultralytics.models.yolo.pose import PoseValidator
     from ultralytics.models.yolo.segment import SegmentationValidator
 
-    from ultralytics_biformer.evaluation import _iou_of
+    from ultralytics_biformer.bench.metrics import _iou_of
 
     stock_cls = {"segment": SegmentationValidator, "pose": PoseValidator}[task]
     stock, ours = stock_cls(args={"task": task}), with_area_buckets(stock_cls)(args={"task": task})

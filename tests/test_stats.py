@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ultralytics_biformer import stats
-from ultralytics_biformer.cli.report import paired_markdown, paired_rows
-from ultralytics_biformer.evaluation import TASK_METRICS
-from ultralytics_biformer.stats import paired_difference
+from ultralytics_biformer.bench import stats
+from ultralytics_biformer.bench.metrics import TASK_METRICS
+from ultralytics_biformer.bench.report import paired_markdown, paired_rows
+from ultralytics_biformer.bench.stats import paired_difference
 
 # Student-t 0.975 quantiles from a printed table.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 30: 2.042}
@@ -165,8 +165,9 @@ def test_family_verdicts_need_the_holm_adjusted_p_value_below_five_percent():
 
 def _written_report(tmp_path, maps: dict[str, dict[int, float]], resumed: dict[str, dict[int, int]] | None = None):
     """write_report over records with these mAP50-95 values (small objects 0.1 below); returns (markdown, paired)."""
-    from ultralytics_biformer.cli.plan import ModelEntry, Plan
-    from ultralytics_biformer.cli.report import write_report
+    from ultralytics_biformer.bench.inputs import ModelEntry
+    from ultralytics_biformer.bench.plan import Plan
+    from ultralytics_biformer.bench.report import write_report
 
     models = [ModelEntry(name, name, name.removesuffix(".yaml")) for name in maps]
     seeds = sorted({seed for values in maps.values() for seed in values})
@@ -174,7 +175,7 @@ def _written_report(tmp_path, maps: dict[str, dict[int, float]], resumed: dict[s
     plan = Plan(tmp_path, models, seeds, {}, {}, {**settings, "device": "cpu", "seeds": seeds})
     for model in models:
         for seed, value in maps[model.spec].items():
-            record = {"seed": seed, "map": value, "map50": value, "map_small": value - 0.1}
+            record = {"model": model.spec, "seed": seed, "map": value, "map50": value, "map_small": value - 0.1}
             record["resumed_from_epoch"] = (resumed or {}).get(model.spec, {}).get(seed)
             plan.train_record(model, seed).parent.mkdir(parents=True, exist_ok=True)
             plan.train_record(model, seed).write_text(json.dumps(record))
@@ -223,8 +224,8 @@ def test_report_flags_pairs_that_contain_a_resumed_run(tmp_path):
 
 
 def test_report_header_states_the_workers_asked_for_and_in_effect(tmp_path):
-    from ultralytics_biformer.cli.plan import Plan
-    from ultralytics_biformer.cli.report import _settings_lines
+    from ultralytics_biformer.bench.plan import Plan
+    from ultralytics_biformer.bench.report import _settings_lines
 
     settings = dict(data="d.yaml", preset="quick", epochs=1, imgsz=64, batch=2, optimizer="auto", extra={}, seeds=[0])
     cpu = Plan(tmp_path, [], [0], {"workers": 2}, {}, {**settings, "workers": 0, "device": "cpu"})

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .args import ArgumentError, ExitCode
+
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS = {
@@ -41,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in HELP:
         print(usage())
-        return 0 if argv else 2
+        return ExitCode.OK if argv else ExitCode.USAGE
     command, tokens = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"ultralytics-biformer: unknown command '{command}'. Accepted: {', '.join(COMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     # Before the command module is imported: whatever imports Ultralytics first triggers its connectivity check.
     from .offline import offline_environment
 
@@ -54,15 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f".{command}", __name__)
     if any(token in HELP for token in tokens):
         print(module.usage())
-        return 0
-    from .args import ArgumentError
+        return ExitCode.OK
 
     try:
         return module.run(tokens)
     except ArgumentError as e:
         print(f"ultralytics-biformer {command}: error: {e}", file=sys.stderr)
         print(f"Run 'ultralytics-biformer {command} help' for the accepted keys.", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print(f"ultralytics-biformer {command}: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED

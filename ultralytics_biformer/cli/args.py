@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -9,6 +10,7 @@ from .._validation import is_int_at_least
 
 __all__ = [
     "ArgumentError",
+    "ExitCode",
     "Option",
     "choice",
     "comma_list",
@@ -21,6 +23,15 @@ __all__ = [
 
 class ArgumentError(ValueError):
     """A command-line argument is wrong; the message says what was wrong and what is accepted."""
+
+
+class ExitCode(enum.IntEnum):
+    """The exit status of every command and worker process, for scripts that tell outcomes apart."""
+
+    OK = 0
+    FAILED = 1  # it ran, but a step failed (compare: a training run or a benchmark left no record)
+    USAGE = 2  # a bad argument or command: nothing ran
+    INTERRUPTED = 130  # Ctrl-C: the shell's convention, 128 + SIGINT
 
 
 @dataclass(frozen=True)

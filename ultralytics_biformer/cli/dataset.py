@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from ..data.presets import PRESET_SPECS
 from ..data.synthetic import CACHE_ENV, CLASS_NAMES, STYLES, TASKS, VERSIONS, cached_dataset, ensure_dataset
-from .args import ArgumentError, Option, choice, keys_help, non_negative_int, parse_options, positive_int
+from .args import ArgumentError, ExitCode, Option, choice, keys_help, non_negative_int, parse_options, positive_int
 
 # PRESET_SPECS lives in ultralytics_biformer.data.presets; importing it from here still works for older callers.
 __all__ = ["OPTIONS", "PRESET_SPECS", "run", "usage"]
@@ -94,4 +94,4 @@ def run(tokens: list[str]) -> int:
     print(f"ultralytics-biformer dataset: {spec.describe()}; {origin}; {state}", file=sys.stderr)
     print(ensure_dataset(spec))
     sys.stdout.flush()
-    return 0
+    return ExitCode.OK

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .args import ArgumentError, Option, keys_help, parse_options, positive_int, text
+from .args import ArgumentError, ExitCode, Option, keys_help, parse_options, positive_int, text
 from .models import CHECKPOINT, DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 __all__ = ["OPTIONS", "run", "usage"]
@@ -138,4 +138,4 @@ def run(tokens: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     print(f"{title}\n{_figure(fields, radii, title, out)}")
-    return 0
+    return ExitCode.OK

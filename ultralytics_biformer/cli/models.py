@@ -13,6 +13,7 @@ __all__ = [
     "describe_weights",
     "inference_size",
     "load_model",
+    "load_yolo",
     "one_line",
 ]
 
@@ -22,9 +23,16 @@ MODEL_YAML = {".yaml", ".yml"}
 CHECKPOINT = {".pt", ".pth"}
 
 
-def one_line(e: Exception) -> str:
-    """An exception as one line: its class name and its message with the whitespace collapsed."""
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+def one_line(e: BaseException, limit: int | None = None) -> str:
+    """An exception as one line: its class name and its message with the whitespace collapsed, cut to ``limit``
+    characters if given.
+
+    Examples:
+        >>> one_line(ValueError("bad   value"))
+        'ValueError: bad value'
+    """
+    text = f"{type(e).__name__}: {' '.join(str(e).split()) or 'no message'}"
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
 def checkpoint_problem(e: Exception) -> str:
@@ -55,36 +63,60 @@ def suggestion(e: FileNotFoundError) -> str:
     return f"{found[0]}?" if found else ""
 
 
-def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
-    """Build or load the model ``model=spec`` names, in float32 eval mode. Raises ArgumentError, with one line.
+def load_yolo(
+    spec: str,
+    command: str,
+    *,
+    example: str = "yolo11n-biformer.yaml",
+    subject: str | None = None,
+    accepted: str | None = None,
+):
+    """Build or load the Ultralytics ``YOLO`` that ``spec`` names, quietly. Raises ArgumentError, with one line.
+
+    Every command's model argument goes through here, so that a missing, misspelt, unbuildable or corrupt model gets
+    the same words everywhere.
 
     Args:
         spec (str): A model YAML (stock or bundled name, or a path) or a local .pt checkpoint; never downloaded.
         command (str): The command asking, named in the errors.
         example (str): A model to suggest in the errors.
+        subject (str, optional): How the errors name the argument; ``model=<spec>`` by default.
+        accepted (str, optional): What the errors say is accepted instead.
     """
+    subject = subject or f"model={spec}"
+    accepted = accepted or f"give a model YAML (e.g. {example}) or a local .pt checkpoint"
     suffix = Path(spec).suffix.lower()
     if suffix not in MODEL_YAML | CHECKPOINT:
         raise ArgumentError(
-            f"model={spec}: expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth), e.g. {example}"
+            f"{subject}: expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth); {accepted}"
         )
     if suffix in CHECKPOINT and not Path(spec).is_file():
-        raise ArgumentError(f"model={spec}: no such file ({command} never downloads weights)")
+        raise ArgumentError(f"{subject}: no such file ({command} never downloads weights); {accepted}")
+    import logging
+
     from ultralytics import YOLO
 
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # a classification model prints its layer table even with verbose=False
     try:
-        net = YOLO(spec).model
+        return YOLO(spec, verbose=False)
     except FileNotFoundError as e:
-        advice = f"{hint} Or give" if (hint := suggestion(e)) else "give"
+        advice = f"{hint} Or {accepted}" if (hint := suggestion(e)) else accepted
         raise ArgumentError(
-            f"model={spec}: no such file, and no stock or bundled model YAML has that name; {advice} a model YAML "
-            f"(e.g. {example}) or a local .pt checkpoint"
+            f"{subject}: no such file, and no stock or bundled model YAML has that name; {advice}"
         ) from None
-    except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model= argument
+    except Exception as e:  # noqa: BLE001 - whatever a YAML or a checkpoint does wrong is a bad model argument
         if suffix in CHECKPOINT:
-            raise ArgumentError(f"model={spec} could not be loaded: {checkpoint_problem(e)}") from None
-        raise ArgumentError(f"model={spec} does not build: {one_line(e)}") from None
-    return net.float().eval()
+            raise ArgumentError(f"{subject} could not be loaded: {checkpoint_problem(e)}") from None
+        raise ArgumentError(f"{subject} does not build: {one_line(e)}") from None
+    finally:
+        logger.setLevel(level)
+
+
+def load_model(spec: str, command: str, example: str = "yolo11n-biformer.yaml"):
+    """The network ``model=spec`` names (see :func:`load_yolo`), in float32 eval mode. Raises ArgumentError."""
+    return load_yolo(spec, command, example=example).model.float().eval()
 
 
 def inference_size(model, spec: str, asked: int | None) -> tuple[int, str]:

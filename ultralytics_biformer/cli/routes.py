@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .args import ArgumentError, Option, keys_help, parse_options, positive_int, text
+from .args import ArgumentError, ExitCode, Option, keys_help, parse_options, positive_int, text
 from .models import DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 if TYPE_CHECKING:
@@ -368,4 +368,4 @@ def run(tokens: list[str]) -> int:
     )
     print(f"{values['model']}: {weights}; imgsz {size} ({origin})")
     print(draw(rgb, layers, points, titles, suptitle, out, content))
-    return 0
+    return ExitCode.OK

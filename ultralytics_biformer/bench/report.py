@@ -1,21 +1,25 @@
 """The outputs of ``compare``: a Markdown table, CSVs and a figure, built from the run and benchmark records.
 
-The accuracy columns are the task's (:data:`ultralytics_biformer.evaluation.TASK_METRICS`); the cost columns are the
-same for every task.
+The accuracy columns are the task's (:data:`.metrics.TASK_METRICS`); the cost columns are the same for every task.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..evaluation import TaskMetrics
-from ..stats import family_verdicts, paired_difference, usable
+from .metrics import TaskMetrics
 from .plan import Plan
+from .records import BenchRecord, TrainRecord
+from .stats import family_verdicts, paired_difference, usable
+
+if TYPE_CHECKING:
+    from .runner import Failure
 
 __all__ = ["collect", "paired_markdown", "paired_rows", "write_report"]
 
@@ -26,22 +30,6 @@ COST_METRICS = [("epoch_seconds", "train s/epoch", 1), ("peak_rss_mib", "peak RS
 def run_metrics(task: TaskMetrics) -> list[tuple[str, str, int]]:
     """(record key, Markdown column, digits) of everything measured once per training run: accuracy, then cost."""
     return [(m.key, m.title, m.digits) for m in task.accuracy] + COST_METRICS
-
-
-def run_columns(task: TaskMetrics) -> list[str]:
-    """The columns of ``runs.csv``, one row per training run."""
-    return [
-        "model",
-        "seed",
-        *(key for key, _, _ in run_metrics(task)),
-        "train_seconds",
-        "epochs_run",
-        "resumed_from_epoch",
-        "transferred",
-        "checkpoint_tensors",
-        "peak_cuda_mib",
-        "save_dir",
-    ]
 
 
 def verdict_metrics(task: TaskMetrics) -> dict[str, str]:
@@ -88,10 +76,6 @@ _COST_NOTES = """\
   an exact pair."""
 
 
-def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     values = [v for v in values if usable(v)]
     if not values:
@@ -99,17 +83,17 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def diverged(run: dict, task: TaskMetrics) -> bool:
+def diverged(run: TrainRecord, task: TaskMetrics) -> bool:
     """Whether a finished run has no usable value of the task's main metric (NaN, infinite or missing)."""
-    return not usable(run.get(task.primary))
+    return not usable(run.value(task.primary))
 
 
-def _seeds_cell(runs: list[dict], task: TaskMetrics) -> str:
+def _seeds_cell(runs: list[TrainRecord], task: TaskMetrics) -> str:
     """``"3: 0, 1, 2"``; failed runs named after the seeds that count: ``"2: 0, 2 (seed 1 failed)"``."""
     if not runs:
         return "-"
-    counted = [r["seed"] for r in runs if not diverged(r, task)]
-    failed = [r["seed"] for r in runs if diverged(r, task)]
+    counted = [r.seed for r in runs if not diverged(r, task)]
+    failed = [r.seed for r in runs if diverged(r, task)]
     cell = f"{len(counted)}: {', '.join(map(str, counted))}" if counted else "0"
     if failed:
         cell += f" (seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))} failed)"
@@ -120,13 +104,13 @@ def collect(plan: Plan) -> list[dict[str, Any]]:
     """One summary per model: its runs' records, each metric's mean and std over seeds, and its benchmark."""
     rows = []
     for model in plan.models:
-        runs = [r for r in (_load(plan.train_record(model, s)) for s in plan.seeds) if r is not None]
-        bench = _load(plan.bench_record(model)) or {}
+        runs = [TrainRecord.load(path) for s in plan.seeds if (path := plan.train_record(model, s)).is_file()]
+        bench = BenchRecord.load(plan.bench_record(model)) if plan.bench_record(model).is_file() else None
         row = {"model": model.spec, "label": model.label, "runs": runs, "bench": bench}
         counted = [r for r in runs if not diverged(r, plan.metrics)]  # a diverged run counts nowhere
         for key, _, _ in run_metrics(plan.metrics):
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in counted])
-            row[f"{key}_by_seed"] = {r["seed"]: r.get(key) for r in counted}
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.value(key) for r in counted])
+            row[f"{key}_by_seed"] = {r.seed: r.value(key) for r in counted}
         rows.append(row)
     return rows
 
@@ -142,7 +126,7 @@ def _number(value: float | None, digits: int, missing: str) -> str:
 
 
 def markdown_table(
-    rows: list[dict[str, Any]], task: TaskMetrics, failures: dict[str, str] | None = None
+    rows: list[dict[str, Any]], task: TaskMetrics, failures: Sequence[Failure] = ()
 ) -> tuple[str, list[str]]:
     """The results table and its footnotes (failed cells)."""
     accuracy = [(m.key, m.title, m.digits) for m in task.accuracy]
@@ -156,12 +140,12 @@ def markdown_table(
         "ONNX ms",
         *(title for _, title, _ in COST_METRICS),
     ]
-    pretrained = any("transferred" in run for row in rows for run in row["runs"])
+    pretrained = any(run.transferred is not None for row in rows for run in row["runs"])
     if pretrained:
         header.insert(2, "From checkpoint")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     notes = []
-    failed = {key.rsplit("-", 1)[0] for key in failures or {}}  # labels with a failed run or benchmark
+    failed = {failure.label for failure in failures}  # models with a failed run or benchmark
     for row in rows:
         bench, trained = row["bench"], bool(row["runs"])
         # n/a: not applicable to a finished run; failed: this invocation's step failed; -: not run (yet).
@@ -171,18 +155,18 @@ def markdown_table(
             key: _cell(row[f"{key}_mean"], row[f"{key}_std"], digits, missing)
             for key, _, digits in accuracy + COST_METRICS
         }
-        onnx = _number(bench.get("onnx_ms"), 1, absent)
-        if bench.get("onnx_error"):
-            notes.append(f"ONNX for {row['model']} failed: {bench['onnx_error']}")
+        onnx = _number(bench and bench.onnx_ms, 1, absent)
+        if bench and bench.onnx_error:
+            notes.append(f"ONNX for {row['model']} failed: {bench.onnx_error}")
             onnx = f"failed [{len(notes)}]"
         cells = [
             f"`{row['model']}`",
             # Means over different seed sets do not compare (the paired table pairs seeds); the column says which.
             _seeds_cell(row["runs"], task),
-            _number(bench["params"] / 1e6 if bench else None, 2, absent),
-            _number(bench.get("gflops"), 2, absent),
+            _number(bench.params / 1e6 if bench else None, 2, absent),
+            _number(bench and bench.gflops, 2, absent),
             *(metric[key] for key, _, _ in accuracy),
-            _number(bench.get("torch_ms"), 1, absent),
+            _number(bench and bench.torch_ms, 1, absent),
             onnx,
             *(metric[key] for key, _, _ in COST_METRICS),
         ]
@@ -192,16 +176,16 @@ def markdown_table(
     return "\n".join(lines), notes
 
 
-def _transferred(runs: list[dict]) -> str:
+def _transferred(runs: list[TrainRecord]) -> str:
     """Tensors a model took from the shared checkpoint, of the checkpoint's tensors (the same for every seed)."""
     if not runs:
         return "-"  # not trained yet
-    counts = {(r["transferred"], r["checkpoint_tensors"]) for r in runs if "transferred" in r}
+    counts = {(r.transferred, r.checkpoint_tensors) for r in runs if r.transferred is not None}
     return ", ".join(f"{n}/{total}" for n, total in sorted(counts)) or "n/a"
 
 
 def _resumed_seeds(*rows: dict[str, Any]) -> set[int]:
-    return {r["seed"] for row in rows for r in row.get("runs", []) if r.get("resumed_from_epoch")}
+    return {r.seed for row in rows for r in row.get("runs", []) if r.resumed_from_epoch}
 
 
 def paired_rows(rows: list[dict[str, Any]], task: TaskMetrics) -> list[dict[str, Any]]:
@@ -284,22 +268,24 @@ def _write_csvs(
     rows: list[dict[str, Any]], pairs: list[dict[str, Any]], run_dir: Path, task: TaskMetrics
 ) -> tuple[Path, Path, Path]:
     summary, per_run = run_dir / "compare.csv", run_dir / "runs.csv"
-    bench_keys = ["params", "gflops", "torch_ms", "onnx_ms", "onnx_error", "threads", "imgsz"]
+    bench_keys = BenchRecord.csv_fields()
     metrics = run_metrics(task)
     columns = ["model", "label", "runs", *bench_keys, *(f"{k}_{s}" for k, _, _ in metrics for s in ("mean", "std"))]
     with open(summary, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "runs": len(row["runs"]), **{k: row["bench"].get(k) for k in bench_keys}})
+            bench = {k: getattr(row["bench"], k) for k in bench_keys} if row["bench"] else {}
+            writer.writerow({**row, "runs": len(row["runs"]), **bench})
     with open(per_run, "w", newline="") as f:
-        writer = csv.DictWriter(f, run_columns(task), extrasaction="ignore")
+        columns = TrainRecord.csv_columns([m.key for m in task.accuracy])
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             for run in row["runs"]:
                 # Where the run lies in its run folder, not on the machine that trained it.
-                save_dir = f"runs/{row['label']}-seed{run['seed']}"
-                writer.writerow({**run, "model": row["model"], "save_dir": save_dir})
+                save_dir = f"runs/{row['label']}-seed{run.seed}"
+                writer.writerow({**run.csv_row(), "model": row["model"], "save_dir": save_dir})
     paired = run_dir / "paired.csv"
     seeds = sorted({seed for p in pairs for seed in p["diff"].seeds})
     with open(paired, "w", newline="") as f:
@@ -318,9 +304,9 @@ def _write_csvs(
     return summary, per_run, paired
 
 
-def _curve_band(runs: list[dict], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
+def _curve_band(runs: list[TrainRecord], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
     """Epochs and the mean, min and max of a per-epoch curve over runs (runs may stop at different epochs)."""
-    curves = [r["curves"][key] for r in runs if r.get("curves", {}).get(key)]
+    curves = [r.curves[key] for r in runs if r.curves.get(key)]
     epochs, mean, low, high = [], [], [], []
     for i in range(max((len(c) for c in curves), default=0)):
         values = [c[i] for c in curves if i < len(c)]
@@ -331,16 +317,16 @@ def _curve_band(runs: list[dict], key: str) -> tuple[list[float], list[float], l
     return epochs, mean, low, high
 
 
-def _loss_curves(runs: list[dict]) -> list[dict]:
+def _loss_curves(runs: list[TrainRecord]) -> list[TrainRecord]:
     """Runs with ``train/total``, the sum of their training loss curves (box + cls + dfl for detect; each task has
     its own parts, and classification one loss), added."""
     out = []
     for run in runs:
-        curves = dict(run.get("curves", {}))
+        curves = dict(run.curves)
         parts = [values for key, values in curves.items() if key.startswith("train/") and values]
         if parts:
             curves["train/total"] = [sum(v) for v in zip(*parts)]
-        out.append({**run, "curves": curves})
+        out.append(dataclasses.replace(run, curves=curves))
     return out
 
 
@@ -368,10 +354,11 @@ def write_figure(rows: list[dict[str, Any]], path: Path, title: str, task: TaskM
     for row, colour in zip(rows, colours):
         bench, y, yerr = row["bench"], row[f"{task.primary}_mean"], row[f"{task.primary}_std"]
         if y is not None:
+            latencies = {"torch_ms": bench and bench.torch_ms, "onnx_ms": bench and bench.onnx_ms}
             for key, marker, face in (("torch_ms", "o", colour), ("onnx_ms", "s", "none")):
-                if bench.get(key) is not None:
-                    ax_lat.errorbar(bench[key], y, yerr=yerr, fmt=marker, color=colour, mfc=face, ms=9, capsize=3)
-            xs = [bench[k] for k in ("torch_ms", "onnx_ms") if bench.get(k) is not None]
+                if latencies[key] is not None:
+                    ax_lat.errorbar(latencies[key], y, yerr=yerr, fmt=marker, color=colour, mfc=face, ms=9, capsize=3)
+            xs = [ms for ms in latencies.values() if ms is not None]
             if len(xs) == 2:
                 ax_lat.plot(xs, [y, y], ":", color=colour, lw=1)
             if xs:
@@ -430,15 +417,17 @@ def _workers(plan: Plan) -> str:
 
 
 def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
-    threads = sorted({row["bench"]["threads"] for row in rows if row["bench"]})
+    threads = sorted({row["bench"].threads for row in rows if row["bench"]})
     s = plan.settings
     resumed = ", ".join(
-        f"`{row['model']}` seed {run['seed']} after epoch {run['resumed_from_epoch']}"
+        f"`{row['model']}` seed {run.seed} after epoch {run.resumed_from_epoch}"
         for row in rows
         for run in row.get("runs", [])
-        if run.get("resumed_from_epoch")
+        if run.resumed_from_epoch
     )
-    resumed_note = "- resumed after an interruption (from there, augmentation draws differ from an uninterrupted run's): "
+    resumed_note = (
+        "- resumed after an interruption (from there, augmentation draws differ from an uninterrupted run's): "
+    )
     return [
         f"- task: {plan.task}; data: `{_shown(s['data'])}`",
         (
@@ -460,8 +449,12 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def write_report(plan: Plan) -> tuple[list[Path], str]:
-    """Write ``compare.md``, ``compare.csv``, ``runs.csv`` and ``compare.png`` into the run folder.
+def write_report(plan: Plan, failures: Sequence[Failure] = ()) -> tuple[list[Path], str]:
+    """Write ``compare.md``, ``compare.csv``, ``runs.csv``, ``paired.csv`` and ``compare.png`` into the run folder.
+
+    Args:
+        plan (Plan): The comparison, whose records are read.
+        failures (Sequence[Failure]): The steps of this invocation that failed, named in the table and the report.
 
     Returns:
         (list[Path]): The written files.
@@ -469,7 +462,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     """
     task = plan.metrics
     rows = collect(plan)
-    table, footnotes = markdown_table(rows, task, plan.failures)
+    table, footnotes = markdown_table(rows, task, failures)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     pairs = paired_rows(rows, task)
     summary_csv, runs_csv, paired_csv = _write_csvs(rows, pairs, plan.run_dir, task)
@@ -479,10 +472,10 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
     dataset = data.name if data.is_dir() else data.parent.name  # classification data is a folder, not a YAML in one
     title = f"{dataset}: imgsz {s['imgsz']}, {s['epochs']} epochs, {seeds_recorded(rows, len(s['seeds']))}"
     figure = write_figure(rows, plan.run_dir / "compare.png", title, task)
-    failures = [f"- {k}: {v}" for k, v in plan.failures.items()]
     primary = task.metric(task.primary).title
-    failures += [
-        f"- `{row['model']}` seed {run['seed']}: finished without a usable {primary} ({run.get(task.primary)}); it "
+    failed = [f"- {failure}" for failure in failures]
+    failed += [
+        f"- `{row['model']}` seed {run.seed}: finished without a usable {primary} ({run.value(task.primary)}); it "
         "diverged or its validation failed, and it counts in no mean or difference"
         for row in rows
         for run in row["runs"]
@@ -499,7 +492,7 @@ def write_report(plan: Plan) -> tuple[list[Path], str]:
             "",
             *(footnotes + [""] if footnotes else []),
             *(paired + [""] if paired else []),
-            *(["Failed steps:", *failures, ""] if failures else []),
+            *(["Failed steps:", *failed, ""] if failed else []),
             "Columns:",
             notes(task),
             "",

@@ -1,4 +1,4 @@
-"""The work behind ``compare``, one job per process: ``python -m ultralytics_biformer.cli.worker {train,bench} JOB.json``.
+"""The work behind ``compare``, one job per process: ``python -m ultralytics_biformer.bench.worker {train,bench} JOB.json``.
 
 ``JOB.json`` holds the job's arguments and the path of the JSON record to write on success. Running each job in a
 fresh process gives every model the same clean start, lets a job's peak memory be measured on its own, and means an
@@ -6,32 +6,25 @@ interrupted comparison loses at most the job in progress.
 
 - ``train``: trains one model with one seed through Ultralytics (the stock trainer of the model's task), then validates
   its best weights once with the task's validator, which for tasks with boxes also scores COCO area buckets, and
-  records the task's metrics (see :data:`ultralytics_biformer.evaluation.TASK_METRICS`), per-epoch curves, training
+  records the task's metrics (see :data:`ultralytics_biformer.bench.metrics.TASK_METRICS`), per-epoch curves, training
   time per epoch and peak memory. A job with ``resume`` (the ``last.pt`` of the same job, interrupted) continues that
   training through Ultralytics' own resume, and its record says from which epoch.
 - ``bench``: measures one trained model: parameters, GFLOPs, and CPU latency at batch 1 in PyTorch (fused) and, after
-  ONNX export, in ONNX Runtime, with the same thread count for both (timed by :mod:`ultralytics_biformer.latency`).
+  ONNX export, in ONNX Runtime, with the same thread count for both (timed by :mod:`.latency`).
   A failed export is recorded, not raised.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "resumable_epochs", "write_json"]
+from ..cli.args import ExitCode
+from .records import BenchRecord, TrainRecord
 
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically, so a record is either complete or absent."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+__all__ = ["main"]
 
 
 def _peak_rss_mib() -> float:
@@ -66,11 +59,11 @@ def _curves(results_csv: Path, metric_columns: tuple[str, ...]) -> dict[str, lis
     return {key: [float(row[key]) for row in rows if row.get(key, "").strip()] for key in keys}
 
 
-def _validate(weights: Path, args: dict, device: str) -> dict:
+def _validate(weights: Path, args: dict, device: str) -> dict[str, float | None]:
     """Validate ``weights`` on the val split; the task's metrics and any area-bucket ones come from this one pass."""
     from ultralytics import YOLO
 
-    from ..evaluation import TASK_METRICS, with_area_buckets
+    from .metrics import TASK_METRICS, with_area_buckets
 
     model = YOLO(weights)
     task = TASK_METRICS[model.task]
@@ -104,22 +97,6 @@ def _transfer_counts(checkpoint: str, model) -> dict:
     }
 
 
-def resumable_epochs(last: Path, epochs: int) -> int | None:
-    """The epochs an interrupted run's ``last.pt`` holds, if Ultralytics can resume it to ``epochs``: a training
-    checkpoint (optimizer state kept) short of the final epoch. None otherwise, a file cut short by the interruption
-    included."""
-    import torch
-
-    try:
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - any unreadable checkpoint means training starts again
-        return None
-    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None:
-        return None  # a finished run's stripped checkpoint, or not a training checkpoint at all
-    done = ckpt.get("epoch", -1) + 1
-    return done if 0 < done < epochs else None
-
-
 def _drop_rows_after(results_csv: Path, epochs: int) -> None:
     """Keep the first ``epochs`` epochs of ``results.csv``: Ultralytics appends to it on resume, and a run stopped
     between writing an epoch's row and saving ``last.pt`` would log that epoch twice."""
@@ -130,12 +107,13 @@ def _drop_rows_after(results_csv: Path, epochs: int) -> None:
     results_csv.write_text("".join(lines[:1] + kept))
 
 
-def train(job: dict) -> dict:
+def train(job: dict) -> TrainRecord:
     """Train one model with one seed; return its record (see the module docstring)."""
     import torch
     from ultralytics import YOLO
 
-    from ..evaluation import TASK_METRICS
+    from .metrics import TASK_METRICS
+    from .resume import resumable_epochs
 
     args = job["train_args"]
     resumed_from = resumable_epochs(Path(job["resume"]), args["epochs"]) if job.get("resume") else None
@@ -153,26 +131,26 @@ def train(job: dict) -> dict:
     model.train(resume=True) if resumed_from else model.train(**args)
     train_seconds = time.perf_counter() - started
     trainer = model.trainer
-    record = {
-        "model": job["model"],
-        "model_digest": job.get("model_digest"),
-        "seed": args["seed"],
-        "train_args": args,
-        "save_dir": str(trainer.save_dir),
-        "weights": str(trainer.best if trainer.best.exists() else trainer.last),
-        "epochs_run": (resumed_from or 0) + len(timer.durations),
-        "resumed_from_epoch": resumed_from,  # train_seconds and epoch_seconds then cover only the later epochs
-        "train_seconds": round(train_seconds, 2),
-        "epoch_seconds": round(sum(timer.durations) / max(len(timer.durations), 1), 3),
-        "peak_rss_mib": _peak_rss_mib(),
-        "peak_cuda_mib": round(torch.cuda.max_memory_reserved() / 2**20, 1) if trainer.device.type == "cuda" else None,
-        "train_threads": torch.get_num_threads(),
-    }
-    if args.get("pretrained"):
-        record.update(_transfer_counts(args["pretrained"], trainer.model))
-    record.update(_validate(Path(record["weights"]), args, str(trainer.device)))
-    record["curves"] = _curves(trainer.save_dir / "results.csv", TASK_METRICS[model.task].curve_columns)
-    return record
+    weights = trainer.best if trainer.best.exists() else trainer.last
+    return TrainRecord(
+        model=job["model"],
+        seed=args["seed"],
+        # A resumed run's times cover only the epochs after the resume.
+        epoch_seconds=round(sum(timer.durations) / max(len(timer.durations), 1), 3),
+        peak_rss_mib=_peak_rss_mib(),
+        train_seconds=round(train_seconds, 2),
+        epochs_run=(resumed_from or 0) + len(timer.durations),
+        resumed_from_epoch=resumed_from,
+        **(_transfer_counts(args["pretrained"], trainer.model) if args.get("pretrained") else {}),
+        peak_cuda_mib=round(torch.cuda.max_memory_reserved() / 2**20, 1) if trainer.device.type == "cuda" else None,
+        save_dir=str(trainer.save_dir),
+        weights=str(weights),
+        model_digest=job.get("model_digest"),
+        train_args=args,
+        train_threads=torch.get_num_threads(),
+        metrics=_validate(weights, args, str(trainer.device)),
+        curves=_curves(trainer.save_dir / "results.csv", TASK_METRICS[model.task].curve_columns),
+    )
 
 
 def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: int) -> float:
@@ -180,7 +158,7 @@ def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: in
     import onnxruntime as ort
     from ultralytics import YOLO
 
-    from ..latency import median_ms
+    from .latency import median_ms
 
     path = YOLO(weights).export(format="onnx", imgsz=imgsz, device="cpu", batch=1, dynamic=False)
     options = ort.SessionOptions()
@@ -191,44 +169,38 @@ def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: in
     return median_ms({"onnx": lambda: session.run(None, {name: x})}, warmup, iters)["onnx"]
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    message = " ".join(str(error).split()) or "no message"
-    message = f"{type(error).__name__}: {message}"
-    return message if len(message) <= limit else message[: limit - 3] + "..."
-
-
-def bench(job: dict) -> dict:
+def bench(job: dict) -> BenchRecord:
     """Measure one trained model's size, compute and CPU latency; return its record."""
     import torch
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
-    from ..latency import torch_latency_ms
+    from ..cli.models import one_line
+    from .latency import torch_latency_ms
 
     args = job["bench_args"]
     imgsz, warmup, iters = args["imgsz"], args["warmup"], args["iters"]
     threads = args["threads"]
     torch.set_num_threads(threads)
     model = YOLO(job["weights"]).model.float().cpu().eval()
-    record = {
-        "model": job["model"],
-        "model_digest": job.get("model_digest"),
-        "bench_args": args,
-        "weights": job["weights"],
-        "imgsz": imgsz,
-        "threads": threads,
-        "params": sum(p.numel() for p in model.parameters()),
-        "gflops": round(get_flops(model, imgsz), 3),
-        "torch_ms": torch_latency_ms({"torch": model}, imgsz, warmup, iters)["torch"],
-        "onnx_ms": None,
-        "onnx_error": None,
-    }
     try:
-        record["onnx_ms"] = _onnx_latency(job["weights"], imgsz, threads, warmup, iters)
+        onnx_ms, onnx_error = _onnx_latency(job["weights"], imgsz, threads, warmup, iters), None
     except Exception as e:  # noqa: BLE001 - reported in the table, so that one model's export failure spoils no other result
-        record["onnx_error"] = _one_line(e)
-        print(f"ONNX export or inference of {job['model']} failed: {record['onnx_error']}", file=sys.stderr)
-    return record
+        onnx_ms, onnx_error = None, one_line(e, limit=300)
+        print(f"ONNX export or inference of {job['model']} failed: {onnx_error}", file=sys.stderr)
+    return BenchRecord(
+        model=job["model"],
+        params=sum(p.numel() for p in model.parameters()),
+        gflops=round(get_flops(model, imgsz), 3),
+        torch_ms=torch_latency_ms({"torch": model}, imgsz, warmup, iters)["torch"],
+        onnx_ms=onnx_ms,
+        onnx_error=onnx_error,
+        threads=threads,
+        imgsz=imgsz,
+        weights=job["weights"],
+        model_digest=job.get("model_digest"),
+        bench_args=args,
+    )
 
 
 JOBS = {"train": train, "bench": bench}
@@ -241,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"usage: python -m {__spec__.name if __spec__ else 'worker'} {{{','.join(JOBS)}}} JOB.json", file=sys.stderr
         )
-        return 2
-    from .offline import offline_ultralytics
+        return ExitCode.USAGE
+    from ..cli.offline import offline_ultralytics
 
     offline_ultralytics()
     job = json.loads(Path(argv[1]).read_text())
@@ -250,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         record = JOBS[argv[0]](job)
     except KeyboardInterrupt:
         print(f"{argv[0]} job interrupted; no record written", file=sys.stderr)
-        return 130
-    write_json(Path(job["record"]), {"job": argv[0], **record})
-    return 0
+        return ExitCode.INTERRUPTED
+    record.save(Path(job["record"]))
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
