@@ -125,10 +125,15 @@ def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
         >>> region_grid(8, 8, 7)  # 8 = 4 regions of 2: fewer regions than asked, none of them padding only
         RegionGrid(height=8, width=8, rows=4, cols=4, region_h=2, region_w=2)
     """
+    check_positive_int("n_win", n_win)
+    return _region_grid(height, width, n_win)
+
+
+def _region_grid(height: int, width: int, n_win: int) -> RegionGrid:
+    """:func:`region_grid` for an ``n_win`` its caller has checked."""
     # Traced sizes are left unchecked: a comparison would freeze the example's answer into the graph.
     if not torch.jit.is_tracing() and (height < 1 or width < 1):
         raise ValueError(f"feature map must be at least 1x1, got {height}x{width}")
-    check_positive_int("n_win", n_win)
     rows, region_h = _split_axis(height, n_win)
     cols, region_w = _split_axis(width, n_win)
     return RegionGrid(height, width, rows, cols, region_h, region_w)
@@ -188,7 +193,7 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     if not torch.jit.is_tracing() and (q.dim() != 4 or k.shape != q.shape):  # traced sizes would freeze
         raise ValueError(f"q and k must share one shape (B, C, H, W), got q {tuple(q.shape)} and k {tuple(k.shape)}")
     check_routing_args(n_win, topk)
-    grid = region_grid(q.shape[-2], q.shape[-1], n_win)
+    grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     if not torch.jit.is_tracing() and q.shape[0] == 0:  # reshapes to -1 cannot infer a size from an empty batch
         return torch.empty(0, grid.num_regions, min(topk, grid.num_regions), dtype=torch.long, device=q.device)
     real = _real_token_mask(grid, q.device)
@@ -464,7 +469,7 @@ def routing_attention_heads(
     """:func:`bilevel_routing_attention` on head-split ``(B, heads, d, H, W)`` inputs, unchecked.
 
     Modules that produce q, k and v as slices of one projection call this directly, saving a copy of each; they check
-    ``n_win`` and ``topk`` once, when they are built. This function partitions the map into regions and then picks one
+    ``n_win`` and ``topk`` once, when they are built, rather than on every call. This function partitions the map into regions and then picks one
     of three strategies that compute the same attention:
 
     - :func:`_global_attention` when routing keeps every region: no routing and no gather.
@@ -493,7 +498,7 @@ def routing_attention_heads(
     # (B, heads) are read from the inputs, whose size reads a traced graph shares with the partition's; read from a
     # partitioned tensor instead they would add nodes to every exported graph.
     lead, dv = q.shape[:2], v.shape[2]
-    grid = region_grid(q.shape[-2], q.shape[-1], n_win)
+    grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
     q, k, v = (_to_regions(t, grid) for t in (q, k, v))  # (B, heads, R, T, d)
     real = _real_token_mask(grid, q.device)  # (R, T)
@@ -534,6 +539,10 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
 
 
 def check_routing_args(n_win, topk) -> None:
-    """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers."""
+    """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers.
+
+    The one check of the routing arguments, made where they enter: the public functions here and the construction or
+    conversion of a module. Internal calls, every forward pass included, take them as checked.
+    """
     check_positive_int("n_win", n_win)
     check_positive_int("topk", topk)

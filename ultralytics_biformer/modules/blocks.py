@@ -106,13 +106,14 @@ class C2PSA_BRA(C2PSA):
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, n_win: int = 7, topk: int = 4):
         if c1 != c2:
             raise ValueError(f"C2PSA_BRA preserves channels: c1={c1} and c2={c2} must be equal")
-        check_routing_args(n_win, topk)
+        check_routing_args(n_win, topk)  # here, not per block: with n=0 there is no block to check them
         super().__init__(c1, c2, n, e)
         self._route_attention(n_win, topk)
 
     def _route_attention(self, n_win: int, topk: int) -> None:
+        """Turn every PSABlock's attention into routing attention, ``n_win`` and ``topk`` already checked."""
         for block in self.m:
-            BiLevelRoutingAttention.from_attention(block.attn, n_win=n_win, topk=topk)
+            BiLevelRoutingAttention._from_attention(block.attn, n_win, topk)
 
     @classmethod
     def from_stock(cls, module: C2PSA, *, n_win: int, topk: int) -> C2PSA_BRA:
@@ -172,9 +173,8 @@ class C3k2_BRA(C3k2):
         topk: int = 4,
         layer_scale: float = 0.0,
     ):
-        check_routing_args(n_win, topk)
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)
+        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)  # its attention checks n_win, topk
 
     @classmethod
     def from_stock(cls, module: C3k2, *, n_win: int, topk: int, layer_scale: float = 0.0) -> C3k2_BRA:
