@@ -140,9 +140,8 @@ def _region_grid(height: int, width: int, n_win: int) -> RegionGrid:
 
 
 # The region partition below is written as reshape and permute with the grid's sizes rather than einops: einops reads
-# every dimension of its input and multiplies them out again, which under tracing records that arithmetic in the graph
-# (with einops here, a dynamic ONNX export of yolo11n-biformer had 1678 nodes after onnxslim instead of 1206). Each
-# reshape carries its einops pattern in a comment.
+# every dimension of its input and multiplies them out again, which under tracing records that arithmetic in every
+# exported graph (docs/design.md, "Export graphs", has the count). Each reshape carries its einops pattern in a comment.
 
 
 def _to_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
@@ -390,7 +389,8 @@ def _attend_routed(q, k, v, index, mask, scale, fused):
 def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Regions ``index`` (rows x K) of ``t`` (regions x T x d), concatenated per row: ``(rows, K*T, d)``.
 
-    Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, twice as fast as 3-D.
+    Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, cheaper than selecting
+    regions of the 3-D tensor.
     """
     rows = t.flatten(1).index_select(0, index.flatten())
     return rows.view(index.shape[0], -1, t.shape[-1])

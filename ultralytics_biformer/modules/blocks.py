@@ -36,8 +36,8 @@ class BRA(nn.Module):
     as plain convolutions to every format; LayerNorm could do none of that. The last BatchNorm of each residual branch
     starts at zero, so a freshly inserted block is the identity and a model that gains BRA blocks starts from the
     outputs of the pretrained stock model it was initialised from. ``layer_scale`` > 0 starts those BatchNorm weights
-at that value instead: BatchNorm's affine weight closing a residual branch is exactly a learnable per-channel layer
-scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at ``fuse()``.
+    at that value instead: BatchNorm's affine weight closing a residual branch is exactly a learnable per-channel layer
+    scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at ``fuse()``.
 
     Args:
         c (int): Input and output channels.
@@ -132,12 +132,10 @@ class C3k2_BRA(C3k2):
     """YOLO11's C3k2 whose last inner branch is refined by a :class:`BRA` block, stored under the key ``bra``.
 
     The refinement sits where YOLO26's attention C3k2 puts its PSABlock: on the hidden-width branch that feeds
-    ``cv2``, so the attention runs at half the output width. That is not free: yolo11n-biformer, whose three C3k2_BRA
-    neck layers are most of what it adds (its C2PSA_BRA alone costs 1.02x), measured 1.17x the CPU latency of yolo11n
-    (imgsz 640, batch 1, fused; ``scripts/benchmark_latency.py``, see docs/results/README.md), against 1.37x for full-width
-    standalone BRA rows in the same places. Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock
-    checkpoint's C3k2 tensors transfer, and since a new BRA block is the identity the layer starts out computing
-    exactly what stock C3k2 does.
+    ``cv2``, so the attention runs at half the output width, which costs less than a full-width BRA row in the same
+    place (docs/results/README.md gives the measured latency of both). Every C3k2 parameter keeps its name (``cv1``,
+    ``cv2``, ``m``), so a stock checkpoint's C3k2 tensors transfer, and since a new BRA block is the identity the layer
+    starts out computing exactly what stock C3k2 does.
 
     Args:
         c1 (int): Input channels.
