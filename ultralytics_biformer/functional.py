@@ -469,8 +469,8 @@ def routing_attention_heads(
     """:func:`bilevel_routing_attention` on head-split ``(B, heads, d, H, W)`` inputs, unchecked.
 
     Modules that produce q, k and v as slices of one projection call this directly, saving a copy of each; they check
-    ``n_win`` and ``topk`` once, when they are built, rather than on every call. This function partitions the map into regions and then picks one
-    of three strategies that compute the same attention:
+    ``n_win`` and ``topk`` once, when they are built, rather than on every call. This function partitions the map into
+    regions and then picks one of three strategies that compute the same attention:
 
     - :func:`_global_attention` when routing keeps every region: no routing and no gather.
     - :func:`_routed_attention`: the routed regions of all query regions gathered at once, as autograd and a traced
@@ -506,7 +506,7 @@ def routing_attention_heads(
     every_region = topk >= n_win * n_win or (not tracing and topk >= grid.num_regions)
     routes = None if every_region else _route(q, k, grid, real, topk, best_first=tracing)  # (B, R, K)
     if fused is None:
-        fused = not tracing and _fused_is_faster(q, _at_most(grid.num_regions, topk) * grid.region_tokens)
+        fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens)
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before any gather, which multiplies k and v by K
 
