@@ -252,6 +252,7 @@ def test_bra_layer_scale_starts_every_residual_branch_at_that_gain():
         pytest.param(lambda: C2PSA_BRA(128, 128, topk=-1), r"topk.* -1$", id="C2PSA_BRA-topk=-1"),
         pytest.param(lambda: C2PSA_BRA(128, 128, topk=1.5), r"topk.* 1\.5$", id="C2PSA_BRA-topk=1.5"),
         pytest.param(lambda: C2PSA_BRA(128, 64), r"c1=128.*c2=64", id="C2PSA_BRA-c1!=c2"),
+        pytest.param(lambda: C2PSA_BRA(128, 128, n=0, n_win=0), r"n_win.* 0$", id="C2PSA_BRA-no-blocks-n_win=0"),
         pytest.param(lambda: C3k2_BRA(64, 64, n_win=0), r"n_win.* 0$", id="C3k2_BRA-n_win=0"),
         pytest.param(lambda: C3k2_BRA(64, 64, topk=-1), r"topk.* -1$", id="C3k2_BRA-topk=-1"),
         pytest.param(lambda: C3k2_BRA(64, 64, topk=1.5), r"topk.* 1\.5$", id="C3k2_BRA-topk=1.5"),
@@ -269,6 +270,23 @@ def test_bra_layer_scale_starts_every_residual_branch_at_that_gain():
 def test_invalid_args_raise_value_error_naming_the_value(build, pattern):
     with pytest.raises(ValueError, match=pattern):
         build()
+
+
+def test_routing_args_are_checked_once_when_built_not_per_forward(monkeypatch):
+    """``n_win`` and ``topk`` are user input when a block is built; a forward pass takes them as checked."""
+    import ultralytics_biformer.functional as Fn
+    import ultralytics_biformer.modules.attention as attention
+
+    blocks = [BRA(64, n_win=3, topk=2), C2PSA_BRA(128, 128, n_win=2, topk=4), C3k2_BRA(64, 64, n_win=2, topk=2)]
+
+    def refuse(*args):
+        raise AssertionError(f"checked again: {args!r}")
+
+    for module, name in ((Fn, "check_routing_args"), (Fn, "check_positive_int"), (attention, "check_routing_args")):
+        monkeypatch.setattr(module, name, refuse)
+    with torch.no_grad():
+        for block, c in zip(blocks, (64, 128, 64)):
+            assert block(torch.randn(1, c, 9, 7)).shape[1] == c
 
 
 def test_ultralytics_fuse_keeps_outputs():

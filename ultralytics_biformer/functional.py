@@ -125,19 +125,23 @@ def region_grid(height: int, width: int, n_win: int) -> RegionGrid:
         >>> region_grid(8, 8, 7)  # 8 = 4 regions of 2: fewer regions than asked, none of them padding only
         RegionGrid(height=8, width=8, rows=4, cols=4, region_h=2, region_w=2)
     """
+    check_positive_int("n_win", n_win)
+    return _region_grid(height, width, n_win)
+
+
+def _region_grid(height: int, width: int, n_win: int) -> RegionGrid:
+    """:func:`region_grid` for an ``n_win`` its caller has checked."""
     # Traced sizes are left unchecked: a comparison would freeze the example's answer into the graph.
     if not torch.jit.is_tracing() and (height < 1 or width < 1):
         raise ValueError(f"feature map must be at least 1x1, got {height}x{width}")
-    check_positive_int("n_win", n_win)
     rows, region_h = _split_axis(height, n_win)
     cols, region_w = _split_axis(width, n_win)
     return RegionGrid(height, width, rows, cols, region_h, region_w)
 
 
 # The region partition below is written as reshape and permute with the grid's sizes rather than einops: einops reads
-# every dimension of its input and multiplies them out again, which under tracing records that arithmetic in the graph
-# (with einops here, a dynamic ONNX export of yolo11n-biformer had 1678 nodes after onnxslim instead of 1206). Each
-# reshape carries its einops pattern in a comment.
+# every dimension of its input and multiplies them out again, which under tracing records that arithmetic in every
+# exported graph (docs/design.md, "Export graphs", has the count). Each reshape carries its einops pattern in a comment.
 
 
 def _to_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
@@ -188,7 +192,7 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     if not torch.jit.is_tracing() and (q.dim() != 4 or k.shape != q.shape):  # traced sizes would freeze
         raise ValueError(f"q and k must share one shape (B, C, H, W), got q {tuple(q.shape)} and k {tuple(k.shape)}")
     check_routing_args(n_win, topk)
-    grid = region_grid(q.shape[-2], q.shape[-1], n_win)
+    grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     if not torch.jit.is_tracing() and q.shape[0] == 0:  # reshapes to -1 cannot infer a size from an empty batch
         return torch.empty(0, grid.num_regions, min(topk, grid.num_regions), dtype=torch.long, device=q.device)
     real = _real_token_mask(grid, q.device)
@@ -197,12 +201,11 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
 
 
 def _route(
-    q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int, best_first: bool = False
+    q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int, best_first: bool
 ) -> torch.Tensor:
     """Routing on region-partitioned ``(B, heads, regions, tokens, d)`` tensors, ``real`` being the grid's
-    :func:`_real_token_mask`; see :func:`route_regions`. Level two does not care about the order of the routes, so
-    eager calls skip the sort unless ``best_first``; an exported TopK is always sorted, as ONNX leaves an unsorted
-    one's order to each runtime."""
+    :func:`_real_token_mask`; see :func:`route_regions`. Routes come best first only when ``best_first``: level two
+    does not care about their order, and skipping the sort is cheaper."""
     # Autocast would run the affinity matmul in fp16, where it overflows to inf (every region then ties) or rounds
     # near-ties apart from the float32 routing of validation and export.
     with torch.no_grad(), _without_autocast(q.device.type):
@@ -213,39 +216,39 @@ def _route(
             t.sum(3, dtype=torch.float32).transpose(1, 2).reshape(t.shape[0], grid.num_regions, -1) / counts
             for t in (q, k)
         )
-        affinity = q_region @ k_region.transpose(-1, -2)  # (B, R, R)
-        ordered = best_first or torch.jit.is_tracing()
-        return affinity.topk(_at_most(grid.num_regions, topk), dim=-1, sorted=ordered).indices
+        affinity = q_region @ k_region.transpose(-1, -2)  # (B, R, R), the paper's A^r
+        return affinity.topk(_at_most(grid.num_regions, topk), dim=-1, sorted=best_first).indices  # the paper's I^r
 
+
+# Level two: token attention. ``_attend`` computes softmax(q k^T * scale) v either through PyTorch's fused kernel or
+# explicitly; the three strategies below differ only in which keys each query region sees and how they are fetched.
 
 # While all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats the fused CPU
-# kernel, forward and backward; past that it turns memory-bound and the fused kernel wins by up to 5x (measured on a
-# 2-core x86 CPU, torch 2.14).
+# kernel, forward and backward; past that it turns memory-bound and the fused kernel wins (docs/design.md).
 FUSED_MIN_SCORES = 1 << 22
 
 # Without autograd, routed keys and values are gathered for this many bytes of query regions at a time.
 GATHER_BLOCK_BYTES = 16 << 20
 
 
+def _fused_is_faster(q: torch.Tensor, keys: int) -> bool:
+    """Whether the fused kernel is the faster path for queries ``q`` of shape ``(..., queries, d)`` against ``keys``
+    keys each: always on CUDA; on CPU once the scores would not fit in cache (``FUSED_MIN_SCORES``)."""
+    return q.is_cuda or q.shape[:-1].numel() * keys >= FUSED_MIN_SCORES
+
+
 def _attend(q, k, v, mask, scale, fused):
-    """Softmax attention over the last two dims of ``(..., tokens, dim)`` tensors.
+    """Softmax attention ``softmax(q k^T * scale) v`` over the last two dims of ``(..., tokens, dim)`` tensors.
 
     ``mask`` is boolean (True = may attend) and broadcasts against the scores. The fused path needs q, k and v of one
-    width (see ``_fused_widths``).
+    width (see :func:`_fused_widths`).
     """
-    if not fused:
-        if _low_precision(q):
-            # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
-            # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels,
-            # which accumulate in float32. So scores and softmax run in float32 for these dtypes, autocast paused (it
-            # would cast the matmuls back), and the result takes the dtype the fused path would give.
-            dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
-            with _without_autocast(q.device.type):
-                return _attend(q.float(), k.float(), v.float(), mask, scale, False).to(dtype)
-        scores = (q * scale) @ k.transpose(-1, -2)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return scores.softmax(dim=-1) @ v
+    return _fused_attention(q, k, v, mask, scale) if fused else _explicit_attention(q, k, v, mask, scale)
+
+
+def _fused_attention(q, k, v, mask, scale):
+    """:func:`_attend` through ``F.scaled_dot_product_attention``, which never materialises the scores where a fused
+    kernel exists."""
     # CPU's fused kernel takes 4-D (batch, heads, tokens, dim) inputs only: other ranks silently fall back to the
     # unfused path, which materialises the scores.
     lead = q.shape[:-2]
@@ -258,13 +261,20 @@ def _attend(q, k, v, mask, scale, fused):
     return out.view(*lead, *out.shape[-2:])
 
 
-def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Regions ``index`` (rows x K) of ``t`` (regions x T x d), concatenated per row: ``(rows, K*T, d)``.
-
-    Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, twice as fast as 3-D.
-    """
-    rows = t.flatten(1).index_select(0, index.flatten())
-    return rows.view(index.shape[0], -1, t.shape[-1])
+def _explicit_attention(q, k, v, mask, scale):
+    """:func:`_attend` as matmul, masked fill and softmax: plain MatMul/Where/Softmax nodes in an exported graph."""
+    if _low_precision(q):
+        # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
+        # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels, which
+        # accumulate in float32. So scores and softmax run in float32 for these dtypes, autocast paused (it would cast
+        # the matmuls back), and the result takes the dtype the fused path would give.
+        dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
+        with _without_autocast(q.device.type):
+            return _explicit_attention(q.float(), k.float(), v.float(), mask, scale).to(dtype)
+    scores = (q * scale) @ k.transpose(-1, -2)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
 
 
 def _fused_widths(q, k, v):
@@ -281,6 +291,114 @@ def _widen(t: torch.Tensor, n) -> torch.Tensor:
     if isinstance(n, torch.Tensor):
         return F.pad(t, (0, n.clamp(min=0)))
     return F.pad(t, (0, n)) if n > 0 else t
+
+
+def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+    """Strategy for routing that keeps every region: every token attends to every token, nothing is gathered.
+
+    When each query region routes to all regions, its routed keys are all keys, and softmax attention does not depend
+    on the order of its keys; so the tokens attend in the region-major order the partition left them in, which is
+    exactly global multi-head attention.
+
+    Args:
+        q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
+        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real.
+        lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
+        grid (RegionGrid): The partition's grid.
+        scale (float | torch.Tensor): Score scale.
+        fused (bool): Run :func:`_fused_attention`, else :func:`_explicit_attention`.
+
+    Returns:
+        (torch.Tensor): ``(B, heads, regions, tokens, dv)``.
+    """
+    all_tokens = grid.num_regions * grid.region_tokens
+    q, k, v = (t.reshape(*lead, all_tokens, -1) for t in (q, k, v))  # b h r t d -> b h (r t) d
+    mask = None if mask is None else mask.reshape(1, 1, 1, -1)
+    return _attend(q, k, v, mask, scale, fused).reshape(*lead, grid.num_regions, grid.region_tokens, -1)
+
+
+def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+    """Strategy for routing that keeps some regions: every query region attends to the tokens of its routed regions,
+    gathered for all query regions at once (the paper's ``K^g, V^g``).
+
+    Autograd needs every gathered copy for the backward, and a traced graph cannot loop over a traced number of
+    blocks, so both take this strategy; eager calls without autograd take :func:`_routed_attention_in_blocks`.
+
+    Args:
+        q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
+        routes (torch.Tensor): ``(B, regions, K)`` key-region indices from :func:`_route`.
+        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real.
+        lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
+        grid (RegionGrid): The partition's grid.
+        scale (float | torch.Tensor): Score scale.
+        fused (bool): Run :func:`_fused_attention`, else :func:`_explicit_attention`.
+
+    Returns:
+        (torch.Tensor): ``(B, heads, regions, tokens, dv)``.
+    """
+    q, k, v, index, mask = _one_region_per_row(q, k, v, routes, mask, lead, grid)
+    out = _attend_routed(q, k, v, index, mask, scale, fused)
+    return out.reshape(*lead, grid.num_regions, grid.region_tokens, -1)
+
+
+def _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+    """:func:`_routed_attention` for one block of query regions at a time, for eager calls without autograd.
+
+    Gathered keys and values are ``K`` times the size of k and v. Without autograd nothing needs a block's copies once
+    its attention is done, so only one block's, about ``GATHER_BLOCK_BYTES``, exist at a time. Same arguments and
+    result as :func:`_routed_attention`.
+    """
+    q, k, v, index, mask = _one_region_per_row(q, k, v, routes, mask, lead, grid)
+    bytes_per_row = index.shape[-1] * grid.region_tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
+    rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
+    blocks = [slice(i, i + rows_per_block) for i in range(0, len(q), rows_per_block)]
+    out = torch.cat(
+        [_attend_routed(q[b], k, v, index[b], None if mask is None else mask[b], scale, fused) for b in blocks]
+    )
+    return out.reshape(*lead, grid.num_regions, grid.region_tokens, -1)
+
+
+def _one_region_per_row(q, k, v, routes, mask, lead, grid: RegionGrid):
+    """Lay region-partitioned ``(B, heads, regions, tokens, d)`` tensors out as one region per row, and index each
+    query row's routed rows of k and v.
+
+    Returns:
+        (tuple): q, k and v as ``(B*heads*regions, tokens, d)``; the ``(B*heads*regions, K)`` flat index of the routed
+        rows; and the ``(B*heads*regions, 1, K*tokens)`` mask of their real tokens, or None when ``mask`` is None.
+    """
+    batch, heads = lead
+    regions, tokens, n_routed = grid.num_regions, grid.region_tokens, routes.shape[-1]
+    # Flat index into the (B*heads*R) axis of k and v: one index_select fetches every routed region for every head,
+    # and its backward is a single index_add.
+    head_offset = torch.arange(batch * heads, device=q.device).view(batch, heads, 1, 1) * regions
+    index = (routes.unsqueeze(1) + head_offset).reshape(-1, n_routed)  # (B*heads*R, K)
+    q, k, v = (t.reshape(batch * heads * regions, tokens, -1) for t in (q, k, v))
+    if mask is not None:  # b r k t -> (b h r) 1 (k t): each row's routed tokens, alike for every head
+        keys = n_routed * tokens  # not -1, which OpenVINO 2026.4 read as 1 in this reshape, failing the export
+        mask = mask.index_select(0, routes.flatten()).reshape(batch, 1, regions, keys)
+        mask = mask.expand(batch, heads, regions, keys).reshape(-1, 1, keys)
+    return q, k, v, index, mask
+
+
+def _attend_routed(q, k, v, index, mask, scale, fused):
+    """Attention of query rows ``q`` to the tokens of their routed rows ``index`` of k and v."""
+    k_g, v_g = _gather_rows(k, index), _gather_rows(v, index)  # the paper's K^g and V^g
+    return _attend(q, k_g, v_g, mask, scale, fused)
+
+
+def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Regions ``index`` (rows x K) of ``t`` (regions x T x d), concatenated per row: ``(rows, K*T, d)``.
+
+    Whole regions are copied as rows of a 2-D view: that ``index_select`` is a plain row copy, cheaper than selecting
+    regions of the 3-D tensor.
+    """
+    rows = t.flatten(1).index_select(0, index.flatten())
+    return rows.view(index.shape[0], -1, t.shape[-1])
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records operations on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def bilevel_routing_attention(
@@ -330,11 +448,13 @@ def bilevel_routing_attention(
 # export would tile every other input like the example and be silently wrong. While tracing, sizes read from ``.shape``
 # are 0-dim tensors that the tracer follows, and the operator keeps them tensors end to end: the grid arithmetic
 # (``_ceil_div``, ``_at_most``), reshapes and pads all take either, so the graph computes the grid for each input
-# itself. What a tracer cannot follow is a Python branch on a size, so the eager shortcuts that take one are skipped
-# while tracing: the real-token mask is always applied (it is all True where nothing is padded), the global shortcut is
-# taken only when ``topk >= n_win**2``, which covers every region at every size, routed keys are gathered in one block,
-# and ``fused=None`` means the explicit matmul-softmax path, which exports to plain MatMul/Where/Softmax nodes that
-# every runtime runs. Traced graphs equal the eager operator at every size (tests/test_export.py checks it).
+# itself. What a tracer cannot follow is a Python branch on a size, so :func:`routing_attention_heads`, which alone
+# makes the choices that depend on one, makes each while tracing the way that holds at every size: the real-token mask
+# is always applied (it is all True where nothing is padded), the global strategy is taken only when
+# ``topk >= n_win**2``, which covers every region at every size, routed keys are gathered in one block, the routes are
+# sorted (ONNX leaves an unsorted TopK's order to each runtime), and ``fused=None`` means the explicit matmul-softmax
+# path, which exports to plain MatMul/Where/Softmax nodes that every runtime runs. Traced graphs equal the eager
+# operator at every size (tests/test_export.py checks it).
 
 
 def routing_attention_heads(
@@ -348,60 +468,54 @@ def routing_attention_heads(
 ) -> torch.Tensor:
     """:func:`bilevel_routing_attention` on head-split ``(B, heads, d, H, W)`` inputs, unchecked.
 
-    Modules that produce q, k and v as slices of one projection call this directly, saving a copy of each.
+    Modules that produce q, k and v as slices of one projection call this directly, saving a copy of each; they check
+    ``n_win`` and ``topk`` once, when they are built, rather than on every call. This function partitions the map into
+    regions and then picks one of three strategies that compute the same attention:
+
+    - :func:`_global_attention` when routing keeps every region: no routing and no gather.
+    - :func:`_routed_attention`: the routed regions of all query regions gathered at once, as autograd and a traced
+      graph need.
+    - :func:`_routed_attention_in_blocks`: gathered for one block of query regions at a time, for eager calls without
+      autograd, so that the gathered copies never all exist at once.
+
+    Every choice that depends on a size is made here, and made for every size while tracing (see "Export" above).
+
+    Args:
+        q (torch.Tensor): Queries ``(B, heads, dk, H, W)``.
+        k (torch.Tensor): Keys ``(B, heads, dk, H, W)``.
+        v (torch.Tensor): Values ``(B, heads, dv, H, W)``.
+        n_win (int): Regions wanted per axis, a positive integer.
+        topk (int): Key regions each query region attends to, a positive integer.
+        scale (float, optional): Score scale; ``dk ** -0.5`` when None.
+        fused (bool, optional): As for :func:`bilevel_routing_attention`.
 
     Returns:
         (torch.Tensor): ``(B, heads*dv, H, W)``.
     """
-    tracing = torch.jit.is_tracing()  # sizes below are then traced tensors, and size-dependent shortcuts are off
-    batch, num_heads, dv = q.shape[0], q.shape[1], v.shape[2]
-    if not tracing and batch == 0:  # reshapes to -1 cannot infer a size from an empty batch (a traced size is a tensor)
+    tracing = torch.jit.is_tracing()  # sizes are then traced tensors, which no Python branch may depend on
+    if not tracing and q.shape[0] == 0:  # reshapes to -1 cannot infer a size from an empty batch
         return v.flatten(1, 2).clone()
-    grid = region_grid(q.shape[-2], q.shape[-1], n_win)
+    # (B, heads) are read from the inputs, whose size reads a traced graph shares with the partition's; read from a
+    # partitioned tensor instead they would add nodes to every exported graph.
+    lead, dv = q.shape[:2], v.shape[2]
+    grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
     q, k, v = (_to_regions(t, grid) for t in (q, k, v))  # (B, heads, R, T, d)
-    regions, tokens = grid.num_regions, grid.region_tokens
     real = _real_token_mask(grid, q.device)  # (R, T)
-    routes = _route(q, k, grid, real, topk)  # (B, R, K)
-    if not (tracing or grid.padded):
-        real = None  # all True: attention needs no mask
-    n_routed = routes.shape[-1]
+    mask = real if tracing or grid.padded else None  # all True otherwise: attention needs no mask
+    every_region = topk >= n_win * n_win or (not tracing and topk >= grid.num_regions)
+    routes = None if every_region else _route(q, k, grid, real, topk, best_first=tracing)  # (B, R, K)
     if fused is None:
-        fused = not tracing and (q.is_cuda or q.shape[:3].numel() * tokens * n_routed * tokens >= FUSED_MIN_SCORES)
+        fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens)
     if fused:
-        q, k, v = _fused_widths(q, k, v)  # before the gather, which multiplies k and v by K
+        q, k, v = _fused_widths(q, k, v)  # before any gather, which multiplies k and v by K
 
-    if topk >= n_win * n_win or (not tracing and n_routed == regions):
-        # Every region is routed to every region: the order of keys cannot matter, so skip the gather and run one
-        # global attention over all tokens (region-major order on both sides).
-        q, k, v = (t.reshape(batch, num_heads, regions * tokens, -1) for t in (q, k, v))  # b h r t d -> b h (r t) d
-        mask = None if real is None else real.reshape(1, 1, 1, -1)
-        out = _attend(q, k, v, mask, scale, fused).reshape(batch, num_heads, regions, tokens, -1)
+    if every_region:
+        out = _global_attention(q, k, v, mask, lead, grid, scale, fused)
+    elif tracing or _needs_grad(q, k, v):
+        out = _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused)
     else:
-        # Flat index into the (B*heads*R) axis of the region-partitioned k and v: one index_select fetches every
-        # routed region for every head, and its backward is a single index_add.
-        head_offset = torch.arange(batch * num_heads, device=q.device).view(batch, num_heads, 1, 1) * regions
-        flat = (routes.unsqueeze(1) + head_offset).reshape(-1, n_routed)  # (B*heads*R, K)
-        q, k, v = (t.reshape(batch * num_heads * regions, tokens, -1) for t in (q, k, v))  # one row per region
-        mask = None
-        if real is not None:  # b r k t -> (b h r) 1 (k t): each row's routed tokens, alike for every head
-            keys = n_routed * tokens  # not -1, which OpenVINO 2026.4 read as 1 in this reshape, failing the export
-            mask = real.index_select(0, routes.flatten()).reshape(batch, 1, regions, keys)
-            mask = mask.expand(batch, num_heads, regions, keys).reshape(-1, 1, keys)
-
-        def attend(q_rows, flat_rows, mask_rows):
-            return _attend(q_rows, _gather_rows(k, flat_rows), _gather_rows(v, flat_rows), mask_rows, scale, fused)
-
-        if tracing or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
-            out = attend(q, flat, mask)
-        else:
-            # Without autograd nothing needs the gathered copies afterwards, so query regions are processed in blocks
-            # and only one block's routed keys and values exist at a time; with autograd the backward needs them all.
-            bytes_per_row = n_routed * tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
-            rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
-            blocks = [slice(i, i + rows_per_block) for i in range(0, len(q), rows_per_block)]
-            out = torch.cat([attend(q[b], flat[b], None if mask is None else mask[b]) for b in blocks])
-        out = out.reshape(batch, num_heads, regions, tokens, -1)
+        out = _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused)
     return _from_regions(out[..., :dv], grid)
 
 
@@ -418,11 +532,17 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
         )
     check_positive_int("num_heads", num_heads)
     if q.shape[1] % num_heads or v.shape[1] % num_heads:
-        raise ValueError(f"channels of q ({q.shape[1]}) and v ({v.shape[1]}) must be divisible by num_heads={num_heads}")
+        raise ValueError(
+            f"channels of q ({q.shape[1]}) and v ({v.shape[1]}) must be divisible by num_heads={num_heads}"
+        )
     check_routing_args(n_win, topk)
 
 
 def check_routing_args(n_win, topk) -> None:
-    """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers."""
+    """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers.
+
+    The one check of the routing arguments, made where they enter: the public functions here and the construction or
+    conversion of a module. Internal calls, every forward pass included, take them as checked.
+    """
     check_positive_int("n_win", n_win)
     check_positive_int("topk", topk)

@@ -53,18 +53,23 @@ class BiLevelRoutingAttention(Attention):
 
     def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
         _check_heads(dim, num_heads, attn_ratio)
-        check_routing_args(n_win, topk)
+        check_routing_args(n_win, topk)  # here, once: forward passes take them as checked
         super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
         self.n_win, self.topk = n_win, topk
 
     @classmethod
     def from_attention(cls, attn: Attention, *, n_win: int, topk: int) -> BiLevelRoutingAttention:
         """Turn a stock ``Attention`` into routing attention in place, keeping its parameters and their names."""
+        check_routing_args(n_win, topk)
+        return cls._from_attention(attn, n_win, topk)
+
+    @classmethod
+    def _from_attention(cls, attn: Attention, n_win: int, topk: int) -> BiLevelRoutingAttention:
+        """:meth:`from_attention` for ``n_win`` and ``topk`` its caller has checked."""
         if type(attn) is not Attention:
             raise TypeError(f"expected an ultralytics Attention, got {type(attn).__name__}")
         # Every check comes before the class changes, so a refused call leaves ``attn`` stock and working.
         _check_heads(attn.proj.conv.out_channels, attn.num_heads)  # stock Attention would fail only at run time
-        check_routing_args(n_win, topk)
         attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
         attn.n_win, attn.topk = n_win, topk
         return attn

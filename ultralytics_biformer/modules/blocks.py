@@ -36,8 +36,8 @@ class BRA(nn.Module):
     as plain convolutions to every format; LayerNorm could do none of that. The last BatchNorm of each residual branch
     starts at zero, so a freshly inserted block is the identity and a model that gains BRA blocks starts from the
     outputs of the pretrained stock model it was initialised from. ``layer_scale`` > 0 starts those BatchNorm weights
-at that value instead: BatchNorm's affine weight closing a residual branch is exactly a learnable per-channel layer
-scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at ``fuse()``.
+    at that value instead: BatchNorm's affine weight closing a residual branch is exactly a learnable per-channel layer
+    scale (as in CaiT), so this is LayerScale at no cost, and it still folds away at ``fuse()``.
 
     Args:
         c (int): Input and output channels.
@@ -106,13 +106,14 @@ class C2PSA_BRA(C2PSA):
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, n_win: int = 7, topk: int = 4):
         if c1 != c2:
             raise ValueError(f"C2PSA_BRA preserves channels: c1={c1} and c2={c2} must be equal")
-        check_routing_args(n_win, topk)
+        check_routing_args(n_win, topk)  # here, not per block: with n=0 there is no block to check them
         super().__init__(c1, c2, n, e)
         self._route_attention(n_win, topk)
 
     def _route_attention(self, n_win: int, topk: int) -> None:
+        """Turn every PSABlock's attention into routing attention, ``n_win`` and ``topk`` already checked."""
         for block in self.m:
-            BiLevelRoutingAttention.from_attention(block.attn, n_win=n_win, topk=topk)
+            BiLevelRoutingAttention._from_attention(block.attn, n_win, topk)
 
     @classmethod
     def from_stock(cls, module: C2PSA, *, n_win: int, topk: int) -> C2PSA_BRA:
@@ -131,12 +132,10 @@ class C3k2_BRA(C3k2):
     """YOLO11's C3k2 whose last inner branch is refined by a :class:`BRA` block, stored under the key ``bra``.
 
     The refinement sits where YOLO26's attention C3k2 puts its PSABlock: on the hidden-width branch that feeds
-    ``cv2``, so the attention runs at half the output width. That is not free: yolo11n-biformer, whose three C3k2_BRA
-    neck layers are most of what it adds (its C2PSA_BRA alone costs 1.02x), measured 1.17x the CPU latency of yolo11n
-    (imgsz 640, batch 1, fused; ``scripts/benchmark_latency.py``, see docs/results/README.md), against 1.37x for full-width
-    standalone BRA rows in the same places. Every C3k2 parameter keeps its name (``cv1``, ``cv2``, ``m``), so a stock
-    checkpoint's C3k2 tensors transfer, and since a new BRA block is the identity the layer starts out computing
-    exactly what stock C3k2 does.
+    ``cv2``, so the attention runs at half the output width, which costs less than a full-width BRA row in the same
+    place (docs/results/README.md gives the measured latency of both). Every C3k2 parameter keeps its name (``cv1``,
+    ``cv2``, ``m``), so a stock checkpoint's C3k2 tensors transfer, and since a new BRA block is the identity the layer
+    starts out computing exactly what stock C3k2 does.
 
     Args:
         c1 (int): Input channels.
@@ -172,9 +171,8 @@ class C3k2_BRA(C3k2):
         topk: int = 4,
         layer_scale: float = 0.0,
     ):
-        check_routing_args(n_win, topk)
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)
+        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)  # its attention checks n_win, topk
 
     @classmethod
     def from_stock(cls, module: C3k2, *, n_win: int, topk: int, layer_scale: float = 0.0) -> C3k2_BRA:
