@@ -252,12 +252,13 @@ class _Conversion(NamedTuple):
     topk: int
 
 
-def _translate_rows(d: dict) -> tuple[dict, list[_Conversion]]:
-    """A shallow copy of the model dict ``d`` with each row of ours replaced by its twin's row, and the conversions
-    to make once the stock parser has built it. ``d`` itself is left as it is.
+def _translate_rows(d: dict) -> tuple[list, list[_Conversion], ValueError | None]:
+    """The rows of the model dict ``d`` with each row of ours replaced by its twin's row, the conversions to make once
+    the stock parser has built them, and the error of the first row of ours whose args are invalid, or None.
 
-    Raises:
-        ValueError: For the first row of ours whose args are invalid (see :meth:`BlockSpec.split_args`).
+    Translation stops at an invalid row, and its error is returned with the rows before it rather than raised: the
+    caller builds those first, so that the layer table is logged up to the bad row, as the stock parser logs it up to a
+    bad row of its own, and a stock error in an earlier row is the one reported.
     """
     rows, conversions = [], []
     for i, row in enumerate([*d["backbone"], *d["head"]]):
@@ -266,14 +267,18 @@ def _translate_rows(d: dict) -> tuple[dict, list[_Conversion]]:
             rows.append(row)
             continue
         f, n, _, args = row
-        stock_args, n_win, topk = spec.split_args(i, args)
+        try:
+            stock_args, n_win, topk = spec.split_args(i, args)
+        except ValueError as e:
+            return rows, conversions, e
         rows.append([f, n, spec.twin, [*stock_args, *spec.twin_args]])
         conversions.append(_Conversion(i, spec, n_win, topk))
-    return _with_rows(d, rows), conversions
+    return rows, conversions, None
 
 
 def _with_rows(d: dict, rows: list) -> dict:
-    """A shallow copy of the model dict ``d`` whose backbone and head are ``rows``, split where ``d``'s split."""
+    """A shallow copy of the model dict ``d`` whose backbone and head are ``rows``, split where ``d``'s split; ``rows``
+    may stop short of ``d``'s end."""
     d = copy.copy(d)
     d["backbone"], d["head"] = rows[: len(d["backbone"])], rows[len(d["backbone"]) :]
     return d
@@ -362,12 +367,14 @@ def _parse_model(d, ch, *args, **kwargs):
         return parse(d, ch, *args, **kwargs)
 
     layer_scale = _layer_scale(d)
-    stock_d, conversions = _translate_rows(d)
+    rows, conversions, bad_row = _translate_rows(d)
     labels = {}  # filled as layers are converted: a failed build relabels only the rows of blocks it made
     with _held_log_records(LOGGER, lambda message: _relabel(message, labels.values())):
-        model, save = parse(stock_d, ch, *args, **kwargs)
+        model, save = parse(_with_rows(d, rows), ch, *args, **kwargs)
         for conversion in conversions:
             labels[conversion.index] = _convert_layer(model, conversion, layer_scale)
+        if bad_row is not None:  # raised once the rows before it are built and logged
+            raise bad_row
     if warning := _misread_head(model):
         LOGGER.warning(warning)
     return model, save
