@@ -307,6 +307,15 @@ def test_unsupported_ultralytics_version_fails_loudly(registered, monkeypatch):
     assert not ultralytics_biformer.is_registered() and tasks.parse_model is not integration._parse_model
 
 
+def test_a_missing_stock_twin_fails_at_register(registered, monkeypatch):
+    """A newer Ultralytics without a block ours are built from is refused up front, not at every model build."""
+    ultralytics_biformer.unregister()
+    monkeypatch.delattr(tasks, "C2PSA")
+    with pytest.raises(RuntimeError, match=r"ultralytics\.nn\.tasks has no C2PSA, which .* not supported"):
+        ultralytics_biformer.register()
+    assert not ultralytics_biformer.is_registered() and tasks.parse_model is not integration._parse_model
+
+
 def test_bundled_yaml_names_resolve_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     d = tasks.yaml_model_load("yolo11s-biformer-seg.yaml")

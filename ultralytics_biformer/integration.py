@@ -8,7 +8,8 @@
   are then turned into our blocks in place. A YAML row of ours is its twin's row with ``n_win, topk`` appended, e.g.
   ``[-1, 2, C2PSA_BRA, [1024, 2, 2]]``; ``BRA`` rows are ``[c2, n_win, topk]`` with c2 scaled like any stock row's
   and required to equal the incoming channels, since BRA preserves them. An optional top-level key
-  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero.
+  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero. Each block
+  is one :class:`BlockSpec` in ``_BLOCKS``.
 - ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
   working directory, unless a file of that name exists locally.
 
@@ -20,15 +21,15 @@ What relies on Ultralytics internals:
 
 - this module, on ``parse_model(d, ch, ...)`` (leading parameters checked by ``register()``, the rest passed
   through), on it logging one table row per layer that starts ``f"{i:>3}{f!s:>20}"`` and on the ``i``, ``f``,
-  ``type`` and ``np`` it sets on each layer; on the twins' YAML argument order; and on ``yaml_model_load`` calling
-  ``check_yaml`` through the module.
+  ``type`` and ``np`` it sets on each layer; on the twins' names in its module and their YAML argument order; and on
+  ``yaml_model_load`` calling ``check_yaml`` through the module.
 - ``modules/``, which patches nothing but subclasses ``Attention``, ``C2PSA``, ``PSABlock`` and ``C3k2`` and converts
   built ones by swapping ``__class__``, on their attributes: ``Attention``'s ``qkv``, ``pe``, ``proj``, ``num_heads``,
   ``key_dim``, ``head_dim``, ``scale`` and ``format``; ``C2PSA``'s ``m`` (``PSABlock``s with ``attn``); ``C3k2``'s
   ``c``, ``cv1``, ``cv2`` and ``m``.
 
-``register()`` checks the Ultralytics version against the range this package declares, and the parser's signature,
-and raises instead of patching anything it was not made for.
+``register()`` checks the Ultralytics version against the range this package declares, the parser's signature and
+that the twins exist, and raises instead of patching anything it was not made for.
 """
 
 from __future__ import annotations
@@ -438,7 +439,27 @@ def _closest_bundled_name(name: str) -> str | None:
     return scale_n[found[0]] if found else None
 
 
-_PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}  # name in ultralytics.nn.tasks -> ours
+# Everything register() patches: name in ultralytics.nn.tasks -> ours. Patching the module attribute is enough because
+# Ultralytics' model classes call parse_model, and yaml_model_load calls check_yaml, through it.
+_PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}
+
+
+def _check_twins(tasks) -> None:
+    """Raise unless every twin our rows are parsed as is a block the stock parser can name.
+
+    The parser looks row names up among its module's globals: a twin renamed or moved by a newer Ultralytics would
+    otherwise break every model of ours with a bare KeyError while stock models still build.
+    """
+    missing = [
+        spec.twin
+        for spec in _BLOCKS.values()
+        if not (isinstance(getattr(tasks, spec.twin, None), type) and issubclass(getattr(tasks, spec.twin), nn.Module))
+    ]
+    if missing:
+        raise RuntimeError(
+            f"ultralytics.nn.tasks has no {', '.join(missing)}, which {DIST_NAME} builds its blocks from: this "
+            f"Ultralytics is not supported; {DIST_NAME} supports ultralytics{_supported_ultralytics()}."
+        )
 
 
 def _check_parser_signature(parse) -> None:
@@ -464,8 +485,8 @@ def _check_parser_signature(parse) -> None:
 def register() -> None:
     """Teach Ultralytics' model parser our blocks and let restricted checkpoint loading accept them.
 
-    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version or an
-    unknown ``parse_model`` signature.
+    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version, an
+    unknown ``parse_model`` signature or a stock twin of our blocks that ``ultralytics.nn.tasks`` lacks.
     """
     global _active
     with _lock:
@@ -474,9 +495,10 @@ def register() -> None:
         _check_version()
         from ultralytics.nn import tasks
 
-        for name in ("parse_model", "check_yaml"):
+        for name in _PATCHES:
             if not callable(getattr(tasks, name, None)):
                 raise RuntimeError(f"ultralytics.nn.tasks.{name} is missing: this Ultralytics is not supported")
+        _check_twins(tasks)
         # Where unregister() left another plug-in's patch over ours, ours still runs beneath it: wrapping that patch
         # again would make each call the other.
         wrap = {name: getattr(tasks, name) for name in _PATCHES if getattr(tasks, name) is not _displaced.get(name)}
