@@ -369,11 +369,11 @@ def _parse_model(d, ch, *args, **kwargs):
 
     layer_scale = _layer_scale(d)
     rows, conversions, bad_row = _translate_rows(d)
-    labels = {}  # filled as layers are converted: a failed build relabels only the rows of blocks it made
-    with _held_log_records(LOGGER, lambda message: _relabel(message, labels.values())):
+    labels = []  # filled as layers are converted: a failed build relabels only the rows of blocks it made
+    with _held_log_records(LOGGER, lambda message: _relabel(message, labels)):
         model, save = parse(_with_rows(d, rows), ch, *args, **kwargs)
         for conversion in conversions:
-            labels[conversion.index] = _convert_layer(model, conversion, layer_scale)
+            labels.append(_convert_layer(model, conversion, layer_scale))
         if bad_row is not None:  # raised once the rows before it are built and logged
             raise bad_row
     if warning := _misread_head(model):
