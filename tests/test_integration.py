@@ -307,6 +307,15 @@ def test_unsupported_ultralytics_version_fails_loudly(registered, monkeypatch):
     assert not ultralytics_biformer.is_registered() and tasks.parse_model is not integration._parse_model
 
 
+def test_a_missing_stock_twin_fails_at_register(registered, monkeypatch):
+    """A newer Ultralytics without a block ours are built from is refused up front, not at every model build."""
+    ultralytics_biformer.unregister()
+    monkeypatch.delattr(tasks, "C2PSA")
+    with pytest.raises(RuntimeError, match=r"ultralytics\.nn\.tasks has no C2PSA, which .* not supported"):
+        ultralytics_biformer.register()
+    assert not ultralytics_biformer.is_registered() and tasks.parse_model is not integration._parse_model
+
+
 def test_bundled_yaml_names_resolve_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     d = tasks.yaml_model_load("yolo11s-biformer-seg.yaml")
@@ -382,6 +391,26 @@ def test_layer_table_of_a_failed_parse_shows_the_rows_built_before_the_error():
     stock, ours = tables
     assert sorted(ours) == sorted(stock) == list(range(len(tasks.yaml_model_load("yolo11n.yaml")["backbone"]) + 5))
     assert "ultralytics_biformer" not in ours[10]  # never converted: the parser failed before any conversion
+
+
+def test_layer_table_of_a_bad_row_of_ours_shows_the_rows_built_before_it():
+    """As for a bad stock row: the rows before it are printed, our blocks among them named, then the error."""
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
+    cfg["head"][5] = [-1, 1, "C3k2_BRA", [256, False, 8]]  # layer 16, after our C2PSA_BRA at 10: topk left out
+    with layer_table() as rows, pytest.raises(ValueError, match=r"layer 16 \(C3k2_BRA\): expected n_win and topk"):
+        DetectionModel(cfg, verbose=True)
+    assert sorted(rows) == list(range(16))
+    assert "ultralytics_biformer.C2PSA_BRA " in rows[10] and "n_win=2, topk=2]" in rows[10]
+
+
+def test_the_first_bad_row_is_reported_whether_it_is_ours_or_stock():
+    """Rows are checked in order, as the stock parser checks its own, so a stock error before ours is the one raised."""
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
+    cfg["head"][5] = [-1, 1, "C3k2_BRA", [256, False, 8]]  # layer 16: topk left out
+    cfg["head"][2] = [-1, 1, "NoSuchBlock", []]  # layer 13
+    with layer_table() as rows, pytest.raises(KeyError, match="NoSuchBlock"):
+        DetectionModel(cfg, verbose=True)
+    assert sorted(rows) == list(range(13))
 
 
 def test_layer_table_of_a_failed_conversion_names_the_blocks_converted_before_it():

@@ -8,7 +8,8 @@
   are then turned into our blocks in place. A YAML row of ours is its twin's row with ``n_win, topk`` appended, e.g.
   ``[-1, 2, C2PSA_BRA, [1024, 2, 2]]``; ``BRA`` rows are ``[c2, n_win, topk]`` with c2 scaled like any stock row's
   and required to equal the incoming channels, since BRA preserves them. An optional top-level key
-  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero.
+  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero. Each block
+  is one :class:`BlockSpec` in ``_BLOCKS``.
 - ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
   working directory, unless a file of that name exists locally.
 
@@ -20,15 +21,15 @@ What relies on Ultralytics internals:
 
 - this module, on ``parse_model(d, ch, ...)`` (leading parameters checked by ``register()``, the rest passed
   through), on it logging one table row per layer that starts ``f"{i:>3}{f!s:>20}"`` and on the ``i``, ``f``,
-  ``type`` and ``np`` it sets on each layer; on the twins' YAML argument order; and on ``yaml_model_load`` calling
-  ``check_yaml`` through the module.
+  ``type`` and ``np`` it sets on each layer; on the twins' names in its module and their YAML argument order; and on
+  ``yaml_model_load`` calling ``check_yaml`` through the module.
 - ``modules/``, which patches nothing but subclasses ``Attention``, ``C2PSA``, ``PSABlock`` and ``C3k2`` and converts
   built ones by swapping ``__class__``, on their attributes: ``Attention``'s ``qkv``, ``pe``, ``proj``, ``num_heads``,
   ``key_dim``, ``head_dim``, ``scale`` and ``format``; ``C2PSA``'s ``m`` (``PSABlock``s with ``attn``); ``C3k2``'s
   ``c``, ``cv1``, ``cv2`` and ``m``.
 
-``register()`` checks the Ultralytics version against the range this package declares, and the parser's signature,
-and raises instead of patching anything it was not made for.
+``register()`` checks the Ultralytics version against the range this package declares, the parser's signature and
+that the twins exist, and raises instead of patching anything it was not made for.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ import copy
 import inspect
 import logging
 import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -68,25 +72,6 @@ def config_dir() -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "cfg"
 
 
-def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0) -> BRA:
-    c1, c2 = conv.conv.in_channels, conv.conv.out_channels
-    if c1 != c2:
-        raise ValueError(f"BRA preserves channels, but its input has {c1} and the row asks for {c2} (after width scaling)")
-    return BRA(c1, n_win=n_win, topk=topk, layer_scale=layer_scale)
-
-
-# Our YAML name -> (the stock row name whose bookkeeping it borrows, the conversion of the built twin).
-_TWINS = {
-    "C2PSA_BRA": ("C2PSA", C2PSA_BRA.from_stock),
-    "C3k2_BRA": ("C3k2", C3k2_BRA.from_stock),
-    "BRA": ("Conv", _bra_from_conv),
-}
-_ADDS_BRA_BLOCKS = {"C3k2_BRA", "BRA"}  # rows whose conversion creates new BRA blocks, which take ``layer_scale``
-
-# Optional top-level model-YAML key: the initial gain of every new BRA block's residual branches (see ``BRA``).
-LAYER_SCALE_KEY = "bra_layer_scale"
-
-
 def _supported_ultralytics():
     from packaging.requirements import Requirement
 
@@ -108,60 +93,230 @@ def _check_version():
         )
 
 
-def _positive_number(x):
+def _positive_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
 
 
-# Our YAML name -> (the accepted form of its args, checks of the stock part: each position's name and test).
-_ROWS = {
-    "C2PSA_BRA": ("[c2, n_win, topk] or [c2, e, n_win, topk]", (("c2", is_positive_int), ("e", _positive_number))),
-    "C3k2_BRA": (
-        "[c2, c3k, e, attn, g, shortcut, n_win, topk], all but c2, n_win and topk optional",
-        (
-            ("c2", is_positive_int),
-            ("c3k", lambda x: isinstance(x, bool)),
-            ("e", _positive_number),
-            ("attn", lambda x: isinstance(x, bool)),
-            ("g", is_positive_int),
-            ("shortcut", lambda x: isinstance(x, bool)),
+def _is_bool(x) -> bool:
+    return isinstance(x, bool)
+
+
+def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0) -> BRA:
+    c1, c2 = conv.conv.in_channels, conv.conv.out_channels
+    if c1 != c2:
+        raise ValueError(
+            f"BRA preserves channels, but its input has {c1} and the row asks for {c2} (after width scaling)"
+        )
+    return BRA(c1, n_win=n_win, topk=topk, layer_scale=layer_scale)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One YAML block of ours: the stock row it is parsed as, and how the built stock layer becomes our block.
+
+    A row of ours is its twin's row with ``n_win, topk`` appended. The stock parser builds the twin, so the row gets
+    exactly the stock bookkeeping (input channels, width scaling, ``max_channels`` caps, depth-scaled repeats,
+    per-scale flags), and ``convert`` then turns the built twin into our block.
+
+    Attributes:
+        name: The block's name in model YAMLs, e.g. ``"C2PSA_BRA"``.
+        twin: The name of the stock block whose row it borrows, e.g. ``"C2PSA"``; looked up in
+            ``ultralytics.nn.tasks`` as the stock parser does.
+        convert: Turns one built twin into our block, given ``n_win`` and ``topk`` (and ``layer_scale`` when
+            ``takes_layer_scale``); raises ValueError or TypeError when the built twin cannot become one.
+        form: The accepted args, as error messages quote them.
+        stock_checks: The twin's args in YAML order, each a ``(name, test)`` pair; a row gives at most this many
+            before ``n_win, topk``, and the first (``c2``) is required.
+        twin_args: Appended to the row's stock args when it is handed to the stock parser, for twin arguments the
+            YAML form leaves out (BRA's 1x1 kernel).
+        takes_layer_scale: Whether ``convert`` creates new BRA blocks, whose residual branches start at the gain of
+            the model YAML's ``bra_layer_scale`` key.
+    """
+
+    name: str
+    twin: str
+    convert: Callable[..., nn.Module]
+    form: str
+    stock_checks: tuple[tuple[str, Callable[[object], bool]], ...]
+    twin_args: tuple = ()
+    takes_layer_scale: bool = False
+
+    def split_args(self, i: int, args) -> tuple[list, int, int]:
+        """Split layer ``i``'s args into the twin's args and ``(n_win, topk)``, validating every one of them.
+
+        The count and the types of ``n_win, topk`` are checked before their values, so a row that left one out (its
+        last stock argument then sitting where ``n_win`` belongs) is reported as such rather than as a bad ``n_win``.
+
+        Raises:
+            ValueError: Naming the layer, the block, the problem and the accepted form.
+        """
+
+        def fail(problem):
+            return ValueError(f"model YAML layer {i} ({self.name}): {problem}; {self.name} rows take {self.form}")
+
+        if not isinstance(args, list):
+            raise fail(f"args must be a list, got {args!r}")
+        if len(args) < 3:
+            raise fail(f"expected c2, n_win and topk at least, got {args!r}")
+        if len(args) > len(self.stock_checks) + 2:
+            raise fail(f"expected at most {len(self.stock_checks) + 2} args, got {len(args)}: {args!r}")
+        *stock_args, n_win, topk = args
+        for key, value in (("n_win", n_win), ("topk", topk)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise fail(
+                    f"expected n_win and topk, positive integers, at the end of the args, got {args!r} ({key} is {value!r})"
+                )
+        for key, value in (("n_win", n_win), ("topk", topk)):
+            try:
+                check_positive_int(key, value)
+            except ValueError as e:
+                raise fail(str(e)) from None
+        for value, (key, ok) in zip(stock_args, self.stock_checks):
+            if not ok(value):
+                raise fail(f"{key} is {value!r}")
+        return stock_args, n_win, topk
+
+    def convert_layer(self, stock: nn.Module, *, n_win: int, topk: int, layer_scale: float) -> nn.Module:
+        """Our block from the built twin, or an ``nn.Sequential`` of them where the parser built ``n > 1`` repeats
+        of a twin that takes no repeat count (a 1x1 Conv)."""
+        kwargs = {"n_win": n_win, "topk": topk}
+        if self.takes_layer_scale:
+            kwargs["layer_scale"] = layer_scale
+        if isinstance(stock, nn.Sequential):
+            return nn.Sequential(*(self.convert(m, **kwargs) for m in stock))
+        return self.convert(stock, **kwargs)
+
+
+# The blocks the model YAML accepts; adding a block is adding its spec here.
+_BLOCKS = {
+    spec.name: spec
+    for spec in (
+        BlockSpec(
+            name="C2PSA_BRA",
+            twin="C2PSA",
+            convert=C2PSA_BRA.from_stock,
+            form="[c2, n_win, topk] or [c2, e, n_win, topk]",
+            stock_checks=(("c2", is_positive_int), ("e", _positive_number)),
         ),
-    ),
-    "BRA": ("[c2, n_win, topk]", (("c2", is_positive_int),)),
+        BlockSpec(
+            name="C3k2_BRA",
+            twin="C3k2",
+            convert=C3k2_BRA.from_stock,
+            form="[c2, c3k, e, attn, g, shortcut, n_win, topk], all but c2, n_win and topk optional",
+            stock_checks=(
+                ("c2", is_positive_int),
+                ("c3k", _is_bool),
+                ("e", _positive_number),
+                ("attn", _is_bool),
+                ("g", is_positive_int),
+                ("shortcut", _is_bool),
+            ),
+            takes_layer_scale=True,
+        ),
+        BlockSpec(
+            name="BRA",
+            twin="Conv",  # a 1x1 Conv: c2 gets a stock row's width scaling and cap; BRA then checks c2 == c1
+            convert=_bra_from_conv,
+            form="[c2, n_win, topk]",
+            stock_checks=(("c2", is_positive_int),),
+            twin_args=(1,),  # kernel size
+            takes_layer_scale=True,
+        ),
+    )
 }
 
+# Optional top-level model-YAML key: the initial gain of every new BRA block's residual branches (see ``BRA``).
+LAYER_SCALE_KEY = "bra_layer_scale"
 
-def _split_row(i: int, name: str, args) -> tuple[list, int, int]:
-    """Split one of our rows' args into the stock twin's args and ``(n_win, topk)``, validating every one of them.
 
-    The count and the types of ``n_win, topk`` are checked before their values, so a row that left one out (its last
-    stock argument then sitting where ``n_win`` belongs) is reported as such rather than as a bad ``n_win``.
+def _spec_of(row) -> BlockSpec | None:
+    """The spec of the block a model-YAML row names, or None for a stock row."""
+    return _BLOCKS.get(row[2]) if isinstance(row[2], str) else None
+
+
+def _layer_scale(d: dict) -> float:
+    """The model YAML's ``bra_layer_scale``, 0 when absent, validated."""
+    layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
+    try:
+        check_layer_scale(layer_scale)
+    except ValueError as e:
+        raise ValueError(f"model YAML key {LAYER_SCALE_KEY}: {e}") from None
+    return layer_scale
+
+
+class _Conversion(NamedTuple):
+    """A row of ours, due to be converted once the stock parser has built its twin at ``index``."""
+
+    index: int
+    spec: BlockSpec
+    n_win: int
+    topk: int
+
+
+def _translate_rows(d: dict) -> tuple[list, list[_Conversion], ValueError | None]:
+    """The rows of the model dict ``d`` with each row of ours replaced by its twin's row, the conversions to make once
+    the stock parser has built them, and the error of the first row of ours whose args are invalid, or None.
+
+    Translation stops at an invalid row, and its error is returned with the rows before it rather than raised: the
+    caller builds those first, so that the layer table is logged up to the bad row, as the stock parser logs it up to a
+    bad row of its own, and a stock error in an earlier row is the one reported.
     """
-    form, stock_checks = _ROWS[name]
-
-    def fail(problem):
-        return ValueError(f"model YAML layer {i} ({name}): {problem}; {name} rows take {form}")
-
-    if not isinstance(args, list):
-        raise fail(f"args must be a list, got {args!r}")
-    if len(args) < 3:
-        raise fail(f"expected c2, n_win and topk at least, got {args!r}")
-    if len(args) > len(stock_checks) + 2:
-        raise fail(f"expected at most {len(stock_checks) + 2} args, got {len(args)}: {args!r}")
-    *stock_args, n_win, topk = args
-    for key, value in (("n_win", n_win), ("topk", topk)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise fail(
-                f"expected n_win and topk, positive integers, at the end of the args, got {args!r} ({key} is {value!r})"
-            )
-    for key, value in (("n_win", n_win), ("topk", topk)):
+    rows, conversions = [], []
+    for i, row in enumerate([*d["backbone"], *d["head"]]):
+        spec = _spec_of(row)
+        if spec is None:
+            rows.append(row)
+            continue
+        f, n, _, args = row
         try:
-            check_positive_int(key, value)
+            stock_args, n_win, topk = spec.split_args(i, args)
         except ValueError as e:
-            raise fail(str(e)) from None
-    for value, (key, ok) in zip(stock_args, stock_checks):
-        if not ok(value):
-            raise fail(f"{key} is {value!r}")
-    return stock_args, n_win, topk
+            return rows, conversions, e
+        rows.append([f, n, spec.twin, [*stock_args, *spec.twin_args]])
+        conversions.append(_Conversion(i, spec, n_win, topk))
+    return rows, conversions, None
+
+
+def _with_rows(d: dict, rows: list) -> dict:
+    """A shallow copy of the model dict ``d`` whose backbone and head are ``rows``, split where ``d``'s split; ``rows``
+    may stop short of ``d``'s end."""
+    d = copy.copy(d)
+    d["backbone"], d["head"] = rows[: len(d["backbone"])], rows[len(d["backbone"]) :]
+    return d
+
+
+class _RowLabel(NamedTuple):
+    """How one layer-table row is relabelled: the stock parser's row for the twin, rewritten to name our block.
+
+    A row is recognised by its ``start``, ``f"{i:>3}{f!s:>20}"`` as the stock parser prints it, never by its cell
+    alone: a stock layer can print the same parameter count and type as our block's twin.
+    """
+
+    start: str
+    stock_cell: str  # parameter count and module type, as printed for the twin
+    our_cell: str
+    note: str  # appended inside the printed args list
+
+
+def _convert_layer(model: nn.Sequential, conversion: _Conversion, layer_scale: float) -> _RowLabel:
+    """Replace the twin the stock parser built at ``conversion.index`` with our block, returning its row's label.
+
+    Raises:
+        ValueError: Naming the layer and the block, when the built twin cannot become our block.
+    """
+    i, spec = conversion.index, conversion.spec
+    stock = model[i]
+    start = f"{i:>3}{stock.f!s:>20}"
+    stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
+    try:
+        layer = spec.convert_layer(stock, n_win=conversion.n_win, topk=conversion.topk, layer_scale=layer_scale)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"model YAML layer {i} ({spec.name}): {e}") from e
+    layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{spec.name}"
+    layer.np = sum(p.numel() for p in layer.parameters())
+    model[i] = layer
+    our_cell = f"{layer.np:10.0f}  {layer.type:<45}"
+    return _RowLabel(start, stock_cell, our_cell, f"n_win={conversion.n_win}, topk={conversion.topk}")
 
 
 @contextlib.contextmanager
@@ -189,71 +344,38 @@ def _held_log_records(logger: logging.Logger, rewrite):
             logger.handle(record)
 
 
-def _relabel(message: str, labels: dict) -> str:
-    """``message`` with its layer-table cell replaced if it is the row of a layer in ``labels``.
-
-    ``labels`` maps a layer index to ``(row start, stock cell, our cell, routing note)``. A row is recognised by its
-    start, ``f"{i:>3}{f!s:>20}"`` as the stock parser prints it, never by the cell alone: a stock layer can print the
-    same parameter count and type as our block's twin.
-    """
-    for start, stock_cell, our_cell, note in labels.values():
-        if message.startswith(start) and stock_cell in message[len(start) :]:
-            row = start + message[len(start) :].replace(stock_cell, our_cell, 1).rstrip()
-            return f"{row[:-1]}, {note}]"  # inside the printed args list
+def _relabel(message: str, labels: Iterable[_RowLabel]) -> str:
+    """``message`` with its cell rewritten if it is the layer-table row of one of ``labels``, else unchanged."""
+    for label in labels:
+        if message.startswith(label.start) and label.stock_cell in message[len(label.start) :]:
+            row = label.start + message[len(label.start) :].replace(label.stock_cell, label.our_cell, 1).rstrip()
+            return f"{row[:-1]}, {label.note}]"  # inside the printed args list
     return message
 
 
 def _parse_model(d, ch, *args, **kwargs):
-    """``ultralytics.nn.tasks.parse_model`` that also builds our blocks; see the module docstring.
+    """``ultralytics.nn.tasks.parse_model`` that also builds our blocks; see :class:`BlockSpec`.
 
-    Arguments after ``d`` and ``ch`` go to the stock parser untouched, so a parameter a newer Ultralytics adds works.
+    Three steps: our rows are translated into their stock twins' rows, the stock parser builds the model, and the
+    built twins are converted into our blocks; the layer table the parser logs meanwhile is held back and re-emitted
+    with the converted rows relabelled. Arguments after ``d`` and ``ch`` go to the stock parser untouched, so a
+    parameter a newer Ultralytics adds works. Stock models go straight to the stock parser.
     """
     from ultralytics.utils import LOGGER
 
     parse = _stock["parse_model"]
-    rows = [*d["backbone"], *d["head"]]
-    ours = {i: row for i, row in enumerate(rows) if isinstance(row[2], str) and row[2] in _TWINS}
-    if not ours or not _active:
+    if not _active or not any(_spec_of(row) for row in [*d["backbone"], *d["head"]]):
         return parse(d, ch, *args, **kwargs)
 
-    layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
-    try:
-        check_layer_scale(layer_scale)
-    except ValueError as e:
-        raise ValueError(f"model YAML key {LAYER_SCALE_KEY}: {e}") from None
-    d = copy.copy(d)
-    d["backbone"], d["head"] = list(d["backbone"]), list(d["head"])
-    conversions = {}
-    for i, (f, n, name, row_args) in ours.items():
-        stock_args, n_win, topk = _split_row(i, name, row_args)
-        twin, convert = _TWINS[name]
-        section, j = ("backbone", i) if i < len(d["backbone"]) else ("head", i - len(d["backbone"]))
-        d[section][j] = [f, n, twin, [*stock_args, 1] if name == "BRA" else stock_args]
-        conversions[i] = name, convert, n_win, topk
-
-    labels = {}  # filled as layers are converted: a failed build relabels only the rows of blocks it made
+    layer_scale = _layer_scale(d)
+    rows, conversions, bad_row = _translate_rows(d)
+    labels = []  # filled as layers are converted: a failed build relabels only the rows of blocks it made
     with _held_log_records(LOGGER, lambda message: _relabel(message, labels)):
-        model, save = parse(d, ch, *args, **kwargs)
-        for i, (name, convert, n_win, topk) in conversions.items():
-            stock = model[i]
-            start = f"{i:>3}{stock.f!s:>20}"
-            stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
-            routing = {"n_win": n_win, "topk": topk}
-            if name in _ADDS_BRA_BLOCKS:
-                routing["layer_scale"] = layer_scale
-            try:
-                repeats = stock if isinstance(stock, nn.Sequential) else None  # n > 1 rows of non-repeat modules
-                layer = (
-                    nn.Sequential(*(convert(m, **routing) for m in repeats))
-                    if repeats is not None
-                    else convert(stock, **routing)
-                )
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"model YAML layer {i} ({name}): {e}") from e
-            layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{name}"
-            layer.np = sum(p.numel() for p in layer.parameters())
-            model[i] = layer
-            labels[i] = start, stock_cell, f"{layer.np:10.0f}  {layer.type:<45}", f"n_win={n_win}, topk={topk}"
+        model, save = parse(_with_rows(d, rows), ch, *args, **kwargs)
+        for conversion in conversions:
+            labels.append(_convert_layer(model, conversion, layer_scale))
+        if bad_row is not None:  # raised once the rows before it are built and logged
+            raise bad_row
     if warning := _misread_head(model):
         LOGGER.warning(warning)
     return model, save
@@ -317,7 +439,27 @@ def _closest_bundled_name(name: str) -> str | None:
     return scale_n[found[0]] if found else None
 
 
-_PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}  # name in ultralytics.nn.tasks -> ours
+# Everything register() patches: name in ultralytics.nn.tasks -> ours. Patching the module attribute is enough because
+# Ultralytics' model classes call parse_model, and yaml_model_load calls check_yaml, through it.
+_PATCHES = {"parse_model": _parse_model, "check_yaml": _check_yaml}
+
+
+def _check_twins(tasks) -> None:
+    """Raise unless every twin our rows are parsed as is a block the stock parser can name.
+
+    The parser looks row names up among its module's globals: a twin renamed or moved by a newer Ultralytics would
+    otherwise break every model of ours with a bare KeyError while stock models still build.
+    """
+    missing = [
+        spec.twin
+        for spec in _BLOCKS.values()
+        if not (isinstance(getattr(tasks, spec.twin, None), type) and issubclass(getattr(tasks, spec.twin), nn.Module))
+    ]
+    if missing:
+        raise RuntimeError(
+            f"ultralytics.nn.tasks has no {', '.join(missing)}, which {DIST_NAME} builds its blocks from: this "
+            f"Ultralytics is not supported; {DIST_NAME} supports ultralytics{_supported_ultralytics()}."
+        )
 
 
 def _check_parser_signature(parse) -> None:
@@ -343,8 +485,8 @@ def _check_parser_signature(parse) -> None:
 def register() -> None:
     """Teach Ultralytics' model parser our blocks and let restricted checkpoint loading accept them.
 
-    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version or an
-    unknown ``parse_model`` signature.
+    Idempotent and thread-safe. Raises RuntimeError, patching nothing, on an unsupported Ultralytics version, an
+    unknown ``parse_model`` signature or a stock twin of our blocks that ``ultralytics.nn.tasks`` lacks.
     """
     global _active
     with _lock:
@@ -353,9 +495,10 @@ def register() -> None:
         _check_version()
         from ultralytics.nn import tasks
 
-        for name in ("parse_model", "check_yaml"):
+        for name in _PATCHES:
             if not callable(getattr(tasks, name, None)):
                 raise RuntimeError(f"ultralytics.nn.tasks.{name} is missing: this Ultralytics is not supported")
+        _check_twins(tasks)
         # Where unregister() left another plug-in's patch over ours, ours still runs beneath it: wrapping that patch
         # again would make each call the other.
         wrap = {name: getattr(tasks, name) for name in _PATCHES if getattr(tasks, name) is not _displaced.get(name)}
