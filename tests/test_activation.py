@@ -190,13 +190,13 @@ def test_ddp_state_file_loads_in_a_fresh_interpreter(tmp_path, tiny_dataset):
 
 
 def test_config_found_by_repo_relative_path():
-    """``YOLO("cfg/yolo11s-biformer.yaml")`` from the repository root, as ``yolo ... model=cfg/...`` calls it: a real
-    path, with the scale in its name."""
+    """``YOLO("ultralytics_biformer/cfg/yolo11s-biformer.yaml")`` from the repository root, as
+    ``yolo ... model=ultralytics_biformer/cfg/...`` calls it: a real path, with the scale in its name."""
     repo = Path(__file__).resolve().parents[1]
     out = python(
         """
         from ultralytics import YOLO
-        m = YOLO("cfg/yolo11s-biformer.yaml")
+        m = YOLO("ultralytics_biformer/cfg/yolo11s-biformer.yaml")
         print(m.model.yaml["scale"], type(m.model.model[22]).__name__)
         """,
         cwd=repo,

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import NETWORK_GUARD
 
+from ultralytics_biformer import config_dir
 from ultralytics_biformer.cli import compare, main, report
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
@@ -437,7 +438,7 @@ def test_resume_refuses_records_of_another_model(tmp_path, monkeypatch, recorded
 
 
 def test_model_digest_ignores_comments_and_follows_rows(tmp_path):
-    text = (Path(compare.__file__).parents[2] / "cfg" / "yolo11-biformer.yaml").read_text()
+    text = (config_dir() / "yolo11-biformer.yaml").read_text()
     assert "[1024, 2, 2]] # 10" in text
     variants = {
         "same": text,

@@ -38,7 +38,7 @@ import copy
 import inspect
 import logging
 import threading
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 import torch
@@ -63,9 +63,8 @@ _active = False
 
 
 def config_dir() -> Path:
-    """The folder of bundled model YAMLs: inside the installed package, or ``cfg/`` of a source checkout."""
-    installed = Path(__file__).parent / "cfg"
-    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "cfg"
+    """The folder of bundled model YAMLs, the package's ``cfg/``."""
+    return Path(resources.files(__package__) / "cfg")  # a package on disk, as pip installs it, gives a real path
 
 
 def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0) -> BRA:
