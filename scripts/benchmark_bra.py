@@ -11,7 +11,7 @@ Three implementations of one computation on ``(B, C, H, W)`` maps, q and k with 
 - ``dense``: global attention over all tokens with explicit matmul and softmax, as stock YOLO11 ``Attention`` does.
 
 Head split as in the modules: ``heads = max(C // 64, 1)``, ``dv = C / heads``, ``dk = dv / 2``. The YOLO shapes run
-with two routings: ``shipped``, the per-level ``n_win, topk`` of the model configs in ``cfg/`` (10x10-token regions at
+with two routings: ``shipped``, the per-level ``n_win, topk`` of the model configs in ``ultralytics_biformer/cfg/`` (10x10-token regions at
 imgsz 640), and ``uniform``, ``topk=4`` with the largest ``n_win <= 8`` that divides the map (8 at 80x80 and 40x40, 5
 at 20x20), which is BiFormer's own convention of one ``n_win`` for all stages as far as the gather baseline allows.
 
@@ -381,7 +381,7 @@ def markdown_report(rows: list[dict], checks: list[str], args, elapsed: float, l
         "",
         *checks,
         "",
-        "## YOLO shapes, shipped routing (per-level `n_win, topk` of `cfg/`)",
+        "## YOLO shapes, shipped routing (per-level `n_win, topk` of `ultralytics_biformer/cfg/`)",
         "",
         *yolo_section("shipped", rows),
         "",

@@ -4,8 +4,8 @@ The test suite runs against one Ultralytics release; ``.ci/smoke-lowest`` runs t
 holding the lowest version ``pyproject.toml`` allows, so the whole declared range is tested at both ends. It checks,
 in one process plus fresh interpreters where Ultralytics itself would start one:
 
-1. ``configs``: every shipped config in ``cfg/`` at scale n (all tasks, YOLO11 and YOLO26) and every config in
-   ``cfg/ablation/`` builds, has its BiFormer blocks, keeps every tensor of its stock twin, and runs forward.
+1. ``configs``: every shipped config in ``ultralytics_biformer/cfg/`` at scale n (all tasks, YOLO11 and YOLO26) and every config in
+   its ``ablation/`` builds, has its BiFormer blocks, keeps every tensor of its stock twin, and runs forward.
 2. ``train``: ``YOLO("yolo11n-biformer.yaml").train(...)``, one epoch on a tiny generated dataset at imgsz 64.
 3. ``reload``: the trained ``best.pt`` loads in a fresh interpreter that never imports this package itself, with
    ``ULTRALYTICS_SAFE_LOAD=1`` (``=true`` on 8.4.67-8.4.92, which read no other value), and computes what it computed
@@ -168,14 +168,14 @@ def check_configs(ctx: dict) -> str:
     import torch
     from ultralytics import YOLO
 
-    from ultralytics_biformer import BiLevelRoutingAttention
+    from ultralytics_biformer import BiLevelRoutingAttention, config_dir
 
-    shipped = sorted((REPO / "cfg").glob("*.yaml"))
-    ablation = sorted((REPO / "cfg" / "ablation").glob("*.yaml"))
+    shipped = sorted(config_dir().glob("*.yaml"))
+    ablation = sorted((config_dir() / "ablation").glob("*.yaml"))
     assert shipped and ablation, "no configs found"
     built = []
     for path in [*shipped, *ablation]:
-        # cfg/yolo11-biformer-seg.yaml -> yolo11n-biformer-seg.yaml (bare name, resolved by the hook); ablation
+        # yolo11-biformer-seg.yaml -> yolo11n-biformer-seg.yaml (bare name, resolved by the hook); ablation
         # configs are scale-specific files, loaded by path
         cfg = str(path) if path.parent.name == "ablation" else path.name.replace("-biformer", "n-biformer", 1)
         family, suffix = re.match(r"yolo\d+", path.stem).group(), path.stem.split("-")[-1]

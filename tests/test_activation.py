@@ -37,6 +37,41 @@ def test_start_up_imports_nothing_heavy():
     assert out[0] == "[]" and out[1] == "True"
 
 
+def test_one_hook_whoever_installs_it():
+    """The start-up shim and ``import ultralytics_biformer`` share one hook module and one finder, which leaves once
+    Ultralytics' parser has loaded and our blocks are registered."""
+    out = python(
+        """
+        import sys
+        def finders():
+            return [f for f in sys.meta_path if type(f).__module__ == "ultralytics_biformer._import_hook"]
+        started = sys.modules["ultralytics_biformer._import_hook"]
+        print(len(finders()))
+        import ultralytics_biformer
+        print(ultralytics_biformer._import_hook is started, len(finders()))
+        import ultralytics.nn.tasks
+        print(ultralytics_biformer.is_registered(), len(finders()))
+        """
+    ).stdout.split("\n")
+    assert out[:3] == ["1", "True 1", "True 0"]
+
+
+def test_a_program_that_imported_us_gets_the_registration_error():
+    """Only the autoload turns a failure to register into a warning; after ``import ultralytics_biformer`` it raises."""
+    proc = python(
+        """
+        import sys
+        import ultralytics_biformer
+        sys.modules["ultralytics_biformer.integration"] = None  # makes registering fail
+        try:
+            import ultralytics.nn.tasks
+        except ImportError as e:
+            print("raised:", e)
+        """
+    )
+    assert "raised: import of ultralytics_biformer.integration halted" in proc.stdout
+    assert "could not register" not in proc.stderr
+
 def test_stock_api_sees_our_blocks_without_importing_us(tmp_path):
     out = python(
         """
@@ -155,13 +190,13 @@ def test_ddp_state_file_loads_in_a_fresh_interpreter(tmp_path, tiny_dataset):
 
 
 def test_config_found_by_repo_relative_path():
-    """``YOLO("cfg/yolo11s-biformer.yaml")`` from the repository root, as ``yolo ... model=cfg/...`` calls it: a real
-    path, with the scale in its name."""
+    """``YOLO("ultralytics_biformer/cfg/yolo11s-biformer.yaml")`` from the repository root, as
+    ``yolo ... model=ultralytics_biformer/cfg/...`` calls it: a real path, with the scale in its name."""
     repo = Path(__file__).resolve().parents[1]
     out = python(
         """
         from ultralytics import YOLO
-        m = YOLO("cfg/yolo11s-biformer.yaml")
+        m = YOLO("ultralytics_biformer/cfg/yolo11s-biformer.yaml")
         print(m.model.yaml["scale"], type(m.model.model[22]).__name__)
         """,
         cwd=repo,

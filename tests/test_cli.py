@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import NETWORK_GUARD
 
+from ultralytics_biformer import config_dir
 from ultralytics_biformer.bench import inputs, report, resume, runner
 from ultralytics_biformer.bench.inputs import ModelEntry
 from ultralytics_biformer.bench.plan import PRESETS, Plan, make_plan
@@ -381,6 +382,20 @@ def test_resume_accepts_records_made_in_another_checkout_with_another_cache(tmp_
         resume.check_records(plan)
 
 
+def test_resume_accepts_records_naming_a_bundled_config_by_its_old_repository_path(tmp_path, monkeypatch):
+    """The study's records name its variants ``<checkout>/cfg/ablation/...``, from before the configs moved into the
+    package; from the repository root, ``ultralytics_biformer/cfg/ablation/...`` is that file."""
+    monkeypatch.chdir(config_dir().parents[1])
+    config = config_dir() / "ablation" / "yolo11n-bf-p3k4.yaml"
+    model = ModelEntry(str(config.relative_to(Path.cwd())), str(config), "yolo11n-bf-p3k4", "d1")
+    train_args = {"epochs": 1, "seed": 0, "name": "yolo11n-bf-p3k4-seed0"}
+    recorded = {"model": "/work/study/cfg/ablation/yolo11n-bf-p3k4.yaml", "model_digest": "d1", "train_args": train_args}
+    resume.check_records(_plan_with_record(tmp_path / "run", model, recorded, epochs=1))  # raises if it refuses
+
+    recorded["model"] = "/work/study/cfg/yolo11n-bf-p3k4.yaml"  # not in ablation/: another file
+    with pytest.raises(compare.ArgumentError, match="/work/study/cfg/yolo11n-bf-p3k4.yaml then"):
+        resume.check_records(_plan_with_record(tmp_path / "run2", model, recorded, epochs=1))
+
 def test_resume_refuses_a_file_named_only_by_its_file_name(tmp_path, monkeypatch):
     """data.yaml in the working directory is not the data.yaml of a record made anywhere else."""
     monkeypatch.chdir(tmp_path)
@@ -444,8 +459,6 @@ def test_resume_refuses_records_of_another_model(tmp_path, monkeypatch, recorded
 
 
 def test_model_digest_ignores_comments_and_follows_rows(tmp_path):
-    from ultralytics_biformer import config_dir
-
     text = (config_dir() / "yolo11-biformer.yaml").read_text()
     assert "[1024, 2, 2]] # 10" in text
     variants = {

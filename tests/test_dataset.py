@@ -285,9 +285,8 @@ def generated(tmp_path_factory):
 
 def test_presets_live_in_the_data_module():
     from ultralytics_biformer import data
-    from ultralytics_biformer.cli.dataset import PRESET_SPECS as CLI_PRESET_SPECS
 
-    assert CLI_PRESET_SPECS is PRESET_SPECS is data.PRESET_SPECS
+    assert PRESET_SPECS is data.PRESET_SPECS
     assert {"full", "quick", "study"} <= PRESET_SPECS.keys()
     assert preset_spec("quick", task="obb") == replace(PRESET_SPECS["quick"], task="obb")
     with pytest.raises(ValueError, match="unknown dataset preset 'huge'; accepted: full, quick, study"):

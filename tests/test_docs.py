@@ -35,12 +35,12 @@ def _header(config: Path) -> str:
 
 
 def test_every_shipped_config_cites_the_study_that_chose_its_settings():
-    configs = sorted((ROOT / "cfg").rglob("*.yaml"))
+    configs = sorted((ROOT / "ultralytics_biformer" / "cfg").rglob("*.yaml"))
     assert len(configs) > 10
     for config in configs:
         header = _header(config)
         assert "docs/results/ablation.md" in header, f"{config.name}'s header does not cite docs/results/ablation.md"
-        for cited in re.findall(r"(?:docs/results|cfg)/[\w./-]*[\w/]", header):
+        for cited in re.findall(r"(?:docs/results|(?:ultralytics_biformer/)?cfg)/[\w./-]*[\w/]", header):
             assert (ROOT / cited).exists(), f"{config.name}'s header cites {cited}, which does not exist"
 
 

@@ -41,7 +41,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,9 +67,8 @@ _active = False
 
 
 def config_dir() -> Path:
-    """The folder of bundled model YAMLs: inside the installed package, or ``cfg/`` of a source checkout."""
-    installed = Path(__file__).parent / "cfg"
-    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "cfg"
+    """The folder of bundled model YAMLs, the package's ``cfg/``."""
+    return Path(resources.files(__package__) / "cfg")  # a package on disk, as pip installs it, gives a real path
 
 
 def _supported_ultralytics():

@@ -73,7 +73,8 @@ def _accepted_models() -> str:
     return (
         f"accepted: a model YAML of one of the tasks {', '.join(TASK_METRICS)}, stock (e.g. yolo11n.yaml, "
         f"yolo11n-seg.yaml) or bundled with ultralytics-biformer ({', '.join(_bundled_yamls())}; any scale n/s/m/l/x), "
-        "a path to a model YAML (e.g. cfg/yolo11-biformer-neck.yaml), or a local .pt checkpoint"
+        "a path to a model YAML (e.g. ultralytics_biformer/cfg/yolo11-biformer-neck.yaml), or a local .pt "
+        "checkpoint"
     )
 
 

@@ -117,7 +117,8 @@ class AreaBuckets:
         raise RuntimeError(
             "area buckets: Ultralytics' match_predictions follows a matching rule that "
             "ultralytics_biformer.bench.metrics does not know (its MATCH_RULES), so the buckets cannot split its "
-            "verdicts. Validate without area buckets, or use an Ultralytics version this release was tested with (8.4.x)"
+            "verdicts. Validate without area buckets, or use an Ultralytics version this release was tested with "
+            "(8.4.x)"
         )
 
     def add(self, preds: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], area_gain: float = 1.0) -> None:

@@ -31,18 +31,21 @@ def _differences(old: dict, new: dict) -> str:
 def _same_file(old: Any, new: Any) -> bool:
     """Whether a recorded path names the file a planned one does. A record made in another checkout, or with another
     dataset cache, names it by another absolute path: the old path then ends with the new one's path below the
-    working directory or below the bundled dataset cache."""
+    working directory, below the bundled dataset cache, or below the bundled model YAMLs (a record made before they
+    moved from the repository's ``cfg/`` into the package names ``.../cfg/ablation/x.yaml``)."""
     from ..data.synthetic import cache_dir
+    from ..integration import config_dir
 
     if old == new:
         return True
     if not (isinstance(old, str) and isinstance(new, str) and Path(new).is_absolute()):
         return False
-    for root in (Path.cwd(), cache_dir()):
+    for root in (Path.cwd(), cache_dir(), config_dir()):
         if Path(new).is_relative_to(root):
             tail = Path(new).relative_to(root).parts
             # A bare file name (data.yaml, best.pt) ends too many paths to identify one file.
-            return len(tail) > 1 and Path(old).parts[-len(tail) :] == tail
+            if len(tail) > 1 and Path(old).parts[-len(tail) :] == tail:
+                return True
     return False
 
 

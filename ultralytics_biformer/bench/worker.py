@@ -1,6 +1,6 @@
-"""The work behind ``compare``, one job per process: ``python -m ultralytics_biformer.bench.worker {train,bench} JOB.json``.
+"""The work behind ``compare``, one job per process: ``python -m ultralytics_biformer.bench.worker KIND JOB.json``.
 
-``JOB.json`` holds the job's arguments and the path of the JSON record to write on success. Running each job in a
+``KIND`` is ``train`` or ``bench``; ``JOB.json`` holds the job's arguments and the path of the JSON record to write on success. Running each job in a
 fresh process gives every model the same clean start, lets a job's peak memory be measured on its own, and means an
 interrupted comparison loses at most the job in progress.
 

@@ -13,8 +13,7 @@ from ..data.presets import PRESET_SPECS
 from ..data.synthetic import CACHE_ENV, CLASS_NAMES, STYLES, TASKS, VERSIONS, cached_dataset, ensure_dataset
 from .args import ArgumentError, ExitCode, Option, choice, keys_help, non_negative_int, parse_options, positive_int
 
-# PRESET_SPECS lives in ultralytics_biformer.data.presets; importing it from here still works for older callers.
-__all__ = ["OPTIONS", "PRESET_SPECS", "run", "usage"]
+__all__ = ["OPTIONS", "run", "usage"]
 
 DEFAULT_PRESET = "quick"  # compare's default too, so that both commands give the same dataset unless told
 CONTEXT_PRESET = "context"  # the default preset of style=context

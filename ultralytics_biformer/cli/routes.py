@@ -335,7 +335,7 @@ def _load_model(spec: str):
     if not any(isinstance(m, BiLevelRoutingAttention) for m in net.modules()):
         raise ArgumentError(
             f"model={spec} has no bi-level routing attention layers; give a biformer model, e.g. "
-            "yolo11n-biformer.yaml, cfg/yolo11-biformer-neck.yaml or a checkpoint trained from one"
+            "yolo11n-biformer.yaml, ultralytics_biformer/cfg/yolo11-biformer-neck.yaml or a checkpoint trained from one"
         )
     return net
 
