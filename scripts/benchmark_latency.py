@@ -49,9 +49,8 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no update checks or downloads
 
@@ -68,8 +67,7 @@ RUNTIMES = {
 }
 
 
-@dataclass
-class Cell:
+class Cell(NamedTuple):
     """One model's latency in one (runtime, threads, image size) cell; ``ms`` is None when it failed."""
 
     runtime: str
@@ -160,10 +158,10 @@ def markdown_report(
 def write_csv(cells: list[Cell], path: Path) -> None:
     """One row per cell: runtime, threads, imgsz, model, ms, ratio, error (empty where not applicable)."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(Cell)])
+        writer = csv.DictWriter(f, fieldnames=Cell._fields)
         writer.writeheader()
         for cell in cells:
-            writer.writerow({k: "" if v is None else v for k, v in asdict(cell).items()})
+            writer.writerow({k: "" if v is None else v for k, v in cell._asdict().items()})
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
