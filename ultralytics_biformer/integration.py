@@ -49,7 +49,8 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.conv import Conv
 
-from ._validation import check_positive_int, is_positive_int
+from ._validation import is_positive_int
+from .functional import check_routing_args
 from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 from .modules.blocks import check_layer_scale
 
@@ -165,11 +166,10 @@ class BlockSpec:
                 raise fail(
                     f"expected n_win and topk, positive integers, at the end of the args, got {args!r} ({key} is {value!r})"
                 )
-        for key, value in (("n_win", n_win), ("topk", topk)):
-            try:
-                check_positive_int(key, value)
-            except ValueError as e:
-                raise fail(str(e)) from None
+        try:
+            check_routing_args(n_win, topk)
+        except ValueError as e:
+            raise fail(str(e)) from None
         for value, (key, ok) in zip(stock_args, self.stock_checks):
             if not ok(value):
                 raise fail(f"{key} is {value!r}")
