@@ -26,7 +26,7 @@ import ultralytics_biformer
 from conftest import detection_batch, routing_layers, wake_branches, write_tiny_dataset
 from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA, bilevel_routing_attention
 from ultralytics_biformer import functional as Fn
-from ultralytics_biformer._validation import is_positive_int
+from ultralytics_biformer._int_checks import is_positive_int
 
 CFG = ultralytics_biformer.config_dir()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ultralytics_biformer._validation import check_int_at_least, check_positive_int, is_int_at_least, is_positive_int
+from ultralytics_biformer._int_checks import check_int_at_least, check_positive_int, is_int_at_least, is_positive_int
 from ultralytics_biformer.cli import args
 
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_positive_int
+from ._int_checks import check_positive_int
 
 __all__ = [
     "RegionGrid",
