@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NETWORK_GUARD
+from helpers import NETWORK_GUARD
 
 from ultralytics_biformer import config_dir
 from ultralytics_biformer.bench import inputs, report, resume, runner

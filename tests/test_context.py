@@ -11,8 +11,8 @@ import pytest
 from ultralytics_biformer.cli import main
 from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.context import (
-    PLAIN,
     CONTEXT_CLASS_NAMES,
+    PLAIN,
     STRIPES,
     _texture,
     render_context_scene,

@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import detection_batch, wake_branches
 from torch.nn.parallel import DistributedDataParallel
 
-from conftest import detection_batch, wake_branches
 from ultralytics_biformer import BRA, C2PSA_BRA, C3k2_BRA
 
 CONFIGS = ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml")

@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import routing_layers, wake_branches
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import ASSETS
 
-from conftest import routing_layers, wake_branches
 from ultralytics_biformer import BRA, BiLevelRoutingAttention, region_grid
 from ultralytics_biformer import functional as Fn
 

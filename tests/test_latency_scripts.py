@@ -10,7 +10,7 @@ import csv
 from types import SimpleNamespace
 
 import pytest
-from conftest import load_script
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomize_bn_
 from torch import nn
 from ultralytics.nn.modules.block import C2PSA, Attention, C3k2
 from ultralytics.nn.tasks import BaseModel
 
-from conftest import randomize_bn_
 from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 
 # C3k2 variants as (c1, c2, n, c3k, e, attn): plain bottlenecks, C3k inner blocks, and YOLO26's attention blocks.

@@ -8,12 +8,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import NETWORK_GUARD
+from helpers import NETWORK_GUARD
 
 from ultralytics_biformer.data.synthetic import CACHE_ENV
 

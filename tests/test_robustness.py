@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import detection_batch, routing_layers, wake_branches, write_tiny_dataset
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.modules.block import Attention
 from ultralytics.nn.tasks import DetectionModel
 
 import ultralytics_biformer
-from conftest import detection_batch, routing_layers, wake_branches, write_tiny_dataset
 from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA, bilevel_routing_attention
 from ultralytics_biformer import functional as Fn
 from ultralytics_biformer._int_checks import is_positive_int
