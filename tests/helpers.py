@@ -6,12 +6,34 @@ so that each exists once; fixtures live in conftest.py.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # the smoke script imports this module before Ultralytics may be imported
+    from ultralytics_biformer.bench.inputs import ModelEntry
+    from ultralytics_biformer.bench.plan import Plan
+
+TASKS = ["detect", "segment", "pose", "obb", "classify"]
+# Each task's default models in compare (its stock model and its biformer twin), written out independently of the code.
+DEFAULT_MODELS = {
+    "detect": ["yolo11n.yaml", "yolo11n-biformer.yaml"],
+    "segment": ["yolo11n-seg.yaml", "yolo11n-biformer-seg.yaml"],
+    "pose": ["yolo11n-pose.yaml", "yolo11n-biformer-pose.yaml"],
+    "obb": ["yolo11n-obb.yaml", "yolo11n-biformer-obb.yaml"],
+    "classify": ["yolo11n-cls.yaml", "yolo11n-biformer-cls.yaml"],
+}
+LARGE = 300.0  # q, k and v scale: |q.k| * scale reaches ~1e5, past fp16's 65504
+
 
 # Written as sitecustomize.py on PYTHONPATH by the network tests: every process they start records, then refuses, any
 # attempt to use the network.
@@ -130,3 +152,44 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def plan_with_record(run_dir: Path, model: ModelEntry, record: dict, **train_args) -> Plan:
+    """A one-run plan of ``model`` whose run folder already holds ``record`` (seed 0 unless it says) for that run."""
+    from ultralytics_biformer.bench.plan import Plan
+
+    plan = Plan(run_dir, [model], [0], train_args, {"imgsz": 64}, {"device": "cpu"})
+    plan.train_record(model, 0).parent.mkdir(parents=True)
+    plan.train_record(model, 0).write_text(json.dumps({"seed": 0, **record}))
+    return plan
+
+
+YOLO_CLI = str(Path(sys.executable).parent / "yolo") if (Path(sys.executable).parent / "yolo").exists() else "yolo"
+
+
+def run(args, env=None, cwd=None, check=True):
+    """Run a command with this interpreter's environment plus ``env``; return the completed process."""
+    full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
+    proc = subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode:
+        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def python(code, **kwargs):
+    return run([sys.executable, "-c", textwrap.dedent(code)], **kwargs)
+
+
+def env_without_yolo_offline(**extra: str) -> dict[str, str]:
+    """This process's environment without ``YOLO_OFFLINE`` (conftest.py sets it for every test), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "YOLO_OFFLINE"}
+    return {**env, **extra}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """The (width, height) of a PNG file, which must be one."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
