@@ -23,5 +23,5 @@ for dtype in bfloat16 float32; do
 done
 python scripts/benchmark_train_step.py --device cuda --imgsz 640 --batch 16 --rounds 10
 python scripts/benchmark_train_step.py --device cuda --imgsz 640 --batch 16 --rounds 10 --amp
-python -m pytest -q -p no:cacheprovider tests/test_robustness.py::test_amp_training_step_is_finite_on_cuda \
-  tests/test_distributed.py::test_sync_batchnorm_ddp_training_on_cuda -rs
+python -m pytest -q -p no:cacheprovider tests/test_modules.py::test_amp_training_step_is_finite_on_cuda \
+  tests/test_e2e_distributed.py::test_sync_batchnorm_ddp_training_on_cuda -rs
