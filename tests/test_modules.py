@@ -362,7 +362,8 @@ def test_coreml_path_equals_default_path():
 
 def test_sync_batchnorm_conversion():
     """convert_sync_batchnorm reaches the BatchNorms inside our blocks, keeps every state-dict key, and the converted
-    model computes what the original does (eval; SyncBatchNorm's training forward needs CUDA, see test_e2e_distributed.py)."""
+    model computes what the original does (eval; SyncBatchNorm's training forward needs CUDA, see
+    test_e2e_distributed.py)."""
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(0)
