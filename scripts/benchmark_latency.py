@@ -80,7 +80,7 @@ class Cell(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Tables (pure functions of the cells: tests/test_latency_scripts.py checks them on synthetic timings)
+# Tables (pure functions of the cells: tests/test_scripts_latency.py checks them on synthetic timings)
 # ---------------------------------------------------------------------------------------------------------------------
 
 

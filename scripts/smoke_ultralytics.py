@@ -45,6 +45,12 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The tiny dataset is the test suite's own (tests/helpers.py), so that it exists once. tests/ is no package, and this
+# script runs as `python scripts/smoke_ultralytics.py` from the repository root (.ci/smoke-lowest), where only scripts/
+# is on sys.path: put tests/ there to import it.
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import write_tiny_dataset  # noqa: E402
+
 IMGSZ_TRAIN = 64
 IMGSZ_EXPORT = 128
 # One epoch on the tiny dataset, on CPU, with nothing that downloads (the AMP check fetches weights) or plots
@@ -86,32 +92,6 @@ def python(code: str, cwd: Path, env: dict | None = None, timeout: int = 300) ->
         output = f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         raise AssertionError(f"fresh interpreter exited {proc.returncode}:\n{output}")
     return proc
-
-
-def write_tiny_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int = 64, seed: int = 0) -> Path:
-    """A 2-class detection dataset of coloured boxes on noise (as tests/conftest.py); returns its data YAML."""
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            labels = []
-            for _ in range(rng.integers(1, 4)):
-                cls = int(rng.integers(0, 2))
-                w, h = rng.integers(size // 8, size // 3, 2)
-                x, y = rng.integers(0, size - w), rng.integers(0, size - h)
-                colour = (255, 60, 60) if cls else (60, 255, 60)
-                cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1)
-                labels.append(f"{cls} {(x + w / 2) / size:.6f} {(y + h / 2) / size:.6f} {w / size:.6f} {h / size:.6f}")
-            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image)
-            (root / "labels" / split / f"{i}.txt").write_text("\n".join(labels) + "\n")
-    data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: green\n  1: red\n")
-    return data
 
 
 def ours_in(model) -> list[str]:

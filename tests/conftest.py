@@ -1,79 +1,24 @@
-"""Shared fixtures and helpers: tiny generated YOLO datasets (no test reaches for the network), live BRA branches and
-BatchNorms, and trainer-format batches.
+"""Shared fixtures: tiny generated YOLO datasets (no test reaches for the network) and the hook left registered.
 
-Plain helpers are imported by test modules with ``from conftest import ...`` (pytest puts this folder on
-``sys.path``), so that each exists once; fixtures are found by pytest as usual.
+Plain helpers shared by several test modules are in helpers.py. Test modules mirror the package: see docs/design.md.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
+from helpers import TASKS, write_tiny_dataset
+
+from ultralytics_biformer import config_dir
+from ultralytics_biformer.data import synthetic
+from ultralytics_biformer.data.synthetic import DatasetSpec, ensure_dataset, render_image
 
 # Ultralytics must never try the network from tests: no font, weight or dataset downloads, no update checks.
 os.environ.setdefault("YOLO_OFFLINE", "1")
-
-
-# Written as sitecustomize.py on PYTHONPATH by the network tests: every process they start records, then refuses, any
-# attempt to use the network.
-NETWORK_GUARD = """
-import os, socket, traceback
-
-def _refuse(what):
-    def refuse(*args, **kwargs):
-        with open(os.environ["NETWORK_GUARD_LOG"], "a") as f:
-            f.write(f"{what} {args[:2]!r}\\n{''.join(traceback.format_stack(limit=12))}\\n")
-        raise OSError(f"network use refused by the test guard: {what}")
-    return refuse
-
-socket.getaddrinfo = _refuse("getaddrinfo")
-socket.create_connection = _refuse("create_connection")
-socket.socket.connect = _refuse("connect")
-socket.socket.connect_ex = _refuse("connect_ex")
-"""
-
-
-def write_tiny_dataset(
-    root: Path,
-    n_train: int = 8,
-    n_val: int = 4,
-    size: int = 64,
-    seed: int = 0,
-    shapes: Sequence[tuple[int, int]] | None = None,
-) -> Path:
-    """Write a 2-class YOLO detection dataset of coloured boxes on noise and return its data YAML path.
-
-    Images are ``size`` x ``size``, ``n_train`` and ``n_val`` of them; or, with ``shapes``, one image of each
-    ``(height, width)`` in both splits (``n_train``, ``n_val`` and ``size`` are then unused).
-    """
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i, (height, width) in enumerate(shapes or [(size, size)] * count):
-            image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
-            labels = []
-            for _ in range(rng.integers(1, 4)):
-                cls = int(rng.integers(0, 2))
-                w = rng.integers(max(width // 8, 1), max(width // 3, 2))
-                h = rng.integers(max(height // 8, 1), max(height // 3, 2))
-                x, y = rng.integers(0, width - w), rng.integers(0, height - h)
-                colour = (255, 60, 60) if cls else (60, 255, 60)
-                cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1)
-                labels.append(
-                    f"{cls} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
-                )
-            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image)
-            (root / "labels" / split / f"{i}.txt").write_text("\n".join(labels) + "\n")
-    data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: green\n  1: red\n")
-    return data
 
 
 @pytest.fixture(scope="session")
@@ -91,63 +36,56 @@ def registered():
     ultralytics_biformer.register()
 
 
-def wake_branches(model: torch.nn.Module) -> torch.nn.Module:
-    """Give every BRA block's residual branches weight, in place, and return the model.
-
-    A new BRA block is the identity (the last BatchNorm of each branch is zero), so it would contribute nothing to
-    outputs or gradients, and a test could not tell it apart from a missing block.
-    """
-    from ultralytics_biformer import BRA
-
-    for block in model.modules():
-        if isinstance(block, BRA):
-            for branch_end in (block.pos, block.attn.proj, block.mlp[-1]):
-                torch.nn.init.uniform_(branch_end.bn.weight, 0.5, 1.5)
-    return model
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """A tiny generated dataset per task (8 train and 4 val images of 64 px), in a cache of this module's own."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(synthetic.CACHE_ENV, str(cache))
+        yield {
+            task: ensure_dataset(DatasetSpec(seed=3, train=8, val=4, imgsz=64, task=task), log=lambda message: None)
+            for task in TASKS
+        }
 
 
-def randomize_bn_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm random affine parameters and running statistics, in place, and return the module.
-
-    Fresh BatchNorms in eval mode are the identity (and zero-initialised ones are zero), which would hide a wrongly
-    wired or wrongly folded normalisation; random ones make the output depend on every one of them.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-            for tensor, low, high in ((bn.weight, 0.5, 1.5), (bn.bias, -0.2, 0.2)):
-                tensor.copy_(torch.empty(tensor.shape).uniform_(low, high, generator=gen))
-            bn.running_mean.copy_(torch.empty(bn.num_features).uniform_(-0.2, 0.2, generator=gen))
-            bn.running_var.copy_(torch.empty(bn.num_features).uniform_(0.5, 1.5, generator=gen))
-    return module
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Every test gets its own empty dataset cache."""
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
 
-def routing_layers(model: torch.nn.Module) -> list:
-    """Every ``BiLevelRoutingAttention`` inside ``model``, in module order."""
-    from ultralytics_biformer import BiLevelRoutingAttention
-
-    return [m for m in model.modules() if isinstance(m, BiLevelRoutingAttention)]
-
-
-def detection_batch(seed: int, n: int = 2, size: int = 64, device: str = "cpu") -> dict:
-    """A detection batch in the trainer's format, drawn from ``seed``: ``n`` images, four boxes (two per image of the
-    first two), normalised xywh, of 2 classes."""
-    g = torch.Generator().manual_seed(seed)
-    boxes = torch.rand(4, 4, generator=g) * 0.4 + torch.tensor([0.3, 0.3, 0.1, 0.1])
-    return {
-        "img": torch.rand(n, 3, size, size, generator=g).to(device),
-        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0], device=device),
-        "cls": torch.randint(0, 2, (4, 1), generator=g).float().to(device),
-        "bboxes": boxes.to(device),
-    }
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    """A random-noise image, 100x40 (wide), as a PNG file."""
+    path = tmp_path_factory.mktemp("image") / "scene.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (40, 100, 3), dtype=np.uint8))
+    return path
 
 
-def load_script(name: str):
-    """The module ``scripts/<name>.py``, imported by path (scripts/ is no package)."""
-    import importlib.util
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    """Model files routes must refuse, by name."""
+    root = tmp_path_factory.mktemp("models")
+    import torch
+    from ultralytics import YOLO
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    (root / "syntax.yaml").write_text("nc: 80\nbackbone: [[-1, 1, Conv, [64, 3, 2]]\n")
+    biformer = (config_dir() / "yolo11-biformer.yaml").read_text()
+    assert "[1024, 2, 2]] # 10" in biformer
+    (root / "yolo11n-zero-windows.yaml").write_text(biformer.replace("[1024, 2, 2]] # 10", "[1024, 0, 2]] # 10"))
+    (root / "corrupt.pt").write_bytes(b"not a checkpoint" * 8)
+    torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
+    YOLO("yolo11n.yaml").save(root / "stock.pt")
+    cv2.imwrite(str(root / "picture.png"), np.zeros((32, 32, 3), np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def scene_image(tmp_path_factory):
+    """A rendered benchmark scene, 200x160 (not square), as a JPEG file."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("image") / "scene.jpg"
+    image, _ = render_image(np.random.default_rng(7), 160)
+    cv2.imwrite(str(path), cv2.resize(image, (200, 160)))  # not square: exercises the letterbox
+    return path

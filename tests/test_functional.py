@@ -1,4 +1,5 @@
-"""Tests of the bi-level routing attention operator against an independent dense reference.
+"""Tests of ``ultralytics_biformer.functional``: the bi-level routing attention operator against an independent dense
+reference, in low precision, and traced for export at one size then run at others.
 
 The reference in this file shares no code with :mod:`ultralytics_biformer.functional`: it derives the region tiling from
 the documented rule, routes with region means over real tokens, and runs full softmax attention over all ``H*W`` tokens
@@ -16,7 +17,9 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import LARGE
 
+from ultralytics_biformer import functional as Fn
 from ultralytics_biformer.functional import (
     bilevel_routing_attention,
     region_grid,
@@ -423,3 +426,48 @@ def test_eval_forward_memory_on_a_large_map():
     result = json.loads(probe.stdout)
     assert result["shape"] == [1, 64, 480, 640] and result["finite"]
     assert result["extra"] < 2 * GIB, f"forward needed {result['extra'] / GIB:.2f} GiB beyond its inputs"
+
+
+SIZES = [(1, 1), (1, 6), (5, 1), (3, 4), (8, 8), (9, 7), (13, 20), (20, 20), (21, 11)]
+
+
+@pytest.mark.parametrize("n_win, topk", [(1, 1), (2, 2), (3, 4), (4, 3), (7, 4), (2, 4), (3, 9)])
+@pytest.mark.parametrize("fused", [False, True])
+def test_export_path_equals_eager_path(n_win, topk, fused):
+    """The operator traced at one size computes exactly what it does eagerly at every size, padded or not, routed or
+    global, and tracing it freezes nothing."""
+
+    def operator(q, k, v):
+        return Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused)
+
+    g = torch.Generator().manual_seed(n_win * 10 + topk)
+    example = tuple(torch.randn(2, 2, d, 9, 7, generator=g, dtype=torch.float64) for d in (4, 4, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        traced = torch.jit.trace(operator, example, check_trace=False)
+    for h, w in SIZES:
+        q, k = torch.randn(2, 2, 2, 4, h, w, generator=g, dtype=torch.float64).unbind(0)
+        v = torch.randn(2, 2, 6, h, w, generator=g, dtype=torch.float64)
+        eager, export = operator(q, k, v), traced(q, k, v)
+        torch.testing.assert_close(export, eager, rtol=1e-12, atol=1e-12, msg=f"{h}x{w} n_win={n_win} topk={topk}")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("fused", [False, True], ids=["explicit", "fused"])
+def test_low_precision_operator(dtype, fused):
+    """Both attention paths, in fp16 and bf16: finite forward and backward on inputs whose scores pass fp16's range,
+    and within a few units of the dtype's rounding of float64 on ordinary inputs."""
+    g = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(2, 2, 16, 12, 12, generator=g) for _ in range(2))
+    v = torch.randn(2, 2, 32, 12, 12, generator=g)
+
+    loud = [(t * LARGE).to(dtype).requires_grad_() for t in (q, k)] + [v.to(dtype).requires_grad_()]
+    out = Fn.routing_attention_heads(*loud, 4, 3, None, fused)
+    out.float().sum().backward()
+    assert out.dtype == dtype and out.isfinite().all()
+    assert all(t.grad.isfinite().all() for t in loud)
+
+    ref = Fn.routing_attention_heads(q.double(), k.double(), v.double(), 4, 3, None, fused)
+    out = Fn.routing_attention_heads(q.to(dtype), k.to(dtype), v.to(dtype), 4, 3, None, fused)
+    error = (out.double() - ref).abs().mean() / ref.abs().mean()
+    assert error < 10 * torch.finfo(dtype).eps, f"mean relative error {error:.3g}"

@@ -1,18 +1,28 @@
-"""The Ultralytics integration: parser bookkeeping, stock invariance, YAML lookup, restricted loading, versions."""
+"""Tests of ``ultralytics_biformer.integration``: parser bookkeeping, stock invariance, YAML lookup and YAML-row errors,
+versions, and checkpoints of our models through Ultralytics (predict, val, corrupt files, reloading while
+unregistered or without the autoload)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import inspect
+import json
 import logging
+import os
 import random
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import ultralytics
+from helpers import wake_branches, write_tiny_dataset
+from ultralytics import YOLO
 from ultralytics.nn import tasks
 from ultralytics.nn.modules.block import C2PSA, C3k2
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, PoseModel, SegmentationModel
@@ -495,3 +505,296 @@ def test_no_bundled_config_is_warned_about(config):
     name = config.replace("-biformer", "n-biformer", 1)
     said = _warnings_while(lambda: YOLO(name))
     assert not any("heads read feature blocks" in m for m in said), said
+
+
+CFG = ultralytics_biformer.config_dir()
+
+
+def run_with_watchdog(fn, timeout: float = 120.0):
+    """Run ``fn`` in a thread and return what it raised (or None); fail if it has not finished after ``timeout``."""
+    outcome = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - the caller inspects it
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout}s: a hang"
+    return outcome.get("error")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A yolo11n-biformer checkpoint saved by this package (``YOLO.save``), with live BRA branches and class scores
+    around 0.5, so predictions have detections whose well-formedness can be checked."""
+    torch.manual_seed(0)
+    yolo = YOLO("yolo11n-biformer.yaml")
+    wake_branches(yolo.model)
+    for seq in yolo.model.model[-1].one2many["cls_head"]:
+        torch.nn.init.zeros_(seq[-1].bias)
+    path = tmp_path_factory.mktemp("robustness") / "biformer.pt"
+    yolo.save(path)
+    return path
+
+
+def image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A BGR test image with a few bright rectangles on noise."""
+    rng = np.random.default_rng(seed)
+    im = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+    for _ in range(3):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        cv2.rectangle(im, (int(x), int(y)), (int(x + w // 4), int(y + h // 4)), (40, 220, 220), -1)
+    return im
+
+
+def assert_well_formed(result, shape: tuple[int, int], nc: int = 80) -> None:
+    h, w = shape
+    assert result.orig_shape == (h, w)
+    boxes = result.boxes
+    if len(boxes):
+        xyxy = boxes.xyxy
+        assert xyxy.isfinite().all()
+        assert (xyxy[:, [0, 2]] >= 0).all() and (xyxy[:, [0, 2]] <= w).all()
+        assert (xyxy[:, [1, 3]] >= 0).all() and (xyxy[:, [1, 3]] <= h).all()
+        assert (xyxy[:, 2:] >= xyxy[:, :2]).all()
+        assert ((boxes.conf >= 0) & (boxes.conf <= 1)).all()
+        assert ((boxes.cls >= 0) & (boxes.cls < nc) & (boxes.cls == boxes.cls.round())).all()
+
+
+@pytest.mark.parametrize("h, w, imgsz", [(720, 1280, 640), (1280, 720, 640), (30, 40, 640), (30, 40, 32)])
+def test_predict_on_odd_images(checkpoint, h, w, imgsz):
+    """Landscape, portrait and tiny images, letterboxed (rect) to imgsz; imgsz=32 makes P5 a single token."""
+    result = YOLO(checkpoint).predict(image(h, w), imgsz=imgsz, conf=0.25, verbose=False)[0]
+    assert_well_formed(result, (h, w))
+    if imgsz == 640:
+        assert len(result.boxes), "the checkpoint's class scores sit around 0.5: there must be detections"
+
+
+@pytest.fixture(scope="module")
+def rect_dataset(tmp_path_factory) -> Path:
+    """Val images of very different aspect ratios, so rectangular batching gives non-square batch shapes."""
+    shapes = [(720, 1280), (1280, 720), (30, 40), (64, 96), (96, 64), (120, 200)]
+    return write_tiny_dataset(tmp_path_factory.mktemp("rect_dataset"), shapes=shapes)
+
+
+def test_val_with_rectangular_batches(checkpoint, rect_dataset):
+    """`yolo val rect=True`: batches are letterboxed to non-square shapes, and validation returns finite metrics."""
+    model = YOLO(checkpoint)
+    validators = []
+    model.add_callback("on_val_end", validators.append)
+    metrics = model.val(data=str(rect_dataset), imgsz=320, batch=3, rect=True, plots=False, workers=0, verbose=False)
+    dataset = validators[0].dataloader.dataset
+    assert dataset.rect and any(h != w for h, w in dataset.batch_shapes), dataset.batch_shapes
+    values = metrics.results_dict
+    assert values and all(np.isfinite(v) for v in values.values()), values
+
+
+def test_channels_last_model(checkpoint):
+    """A whole biformer model converted to channels_last, fed channels_last input, matches the contiguous model."""
+    model = YOLO(checkpoint).model.float().eval()
+    x = torch.rand(2, 3, 96, 160)
+    with torch.no_grad():
+        ref = model(x)[0]
+        out = copy.deepcopy(model).to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))[0]
+    torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)
+
+
+def corruptions(good: bytes) -> dict[str, bytes]:
+    return {
+        "empty": b"",
+        "text": b"not a checkpoint\n",
+        "random": np.random.default_rng(0).bytes(4096),
+        "truncated-half": good[: len(good) // 2],
+        "truncated-tail": good[:-64],
+        "truncated-head": good[:100],
+        "zip-header-damaged": b"\x00" * 64 + good[64:],
+    }
+
+
+@pytest.mark.parametrize("kind", list(corruptions(b"x" * 200)))
+def test_corrupt_checkpoint_is_a_clear_error(checkpoint, tmp_path, kind):
+    path = tmp_path / f"{kind}.pt"
+    path.write_bytes(corruptions(checkpoint.read_bytes())[kind])
+    error = run_with_watchdog(lambda: YOLO(path))
+    assert error is not None, f"a {kind} checkpoint loaded"
+    assert isinstance(error, (TypeError, ValueError, RuntimeError)), repr(error)
+    assert str(path) in str(error) or path.name in str(error), f"the error does not name the file: {error}"
+
+
+@pytest.mark.parametrize("payload", [{"foo": 1}, {"model": None}, {"model": "yolo11n-biformer.yaml"}], ids=str)
+def test_checkpoint_without_a_model_is_a_clear_error(tmp_path, payload):
+    path = tmp_path / "nomodel.pt"
+    torch.save(payload, path)
+    error = run_with_watchdog(lambda: YOLO(path))
+    assert isinstance(error, (TypeError, ValueError, KeyError, AttributeError)), repr(error)
+
+
+def yaml_with(tmp_path: Path, cfg: str, old: str, new: str) -> Path:
+    text = (CFG / cfg).read_text()
+    assert old in text, f"{old!r} not in {cfg}"
+    path = tmp_path / cfg.replace("yolo11-", "yolo11n-")
+    path.write_text(text.replace(old, new))
+    return path
+
+
+BAD_ROWS = {  # (config, stock row, bad row, what the error must name)
+    "C2PSA_BRA no routing args": (
+        "yolo11-biformer.yaml",
+        "C2PSA_BRA, [1024, 2, 2]]",
+        "C2PSA_BRA, [1024]]",
+        "C2PSA_BRA",
+    ),
+    "C2PSA_BRA empty args": ("yolo11-biformer.yaml", "C2PSA_BRA, [1024, 2, 2]]", "C2PSA_BRA, []]", "C2PSA_BRA"),
+    "C2PSA_BRA args not a list": ("yolo11-biformer.yaml", "C2PSA_BRA, [1024, 2, 2]]", "C2PSA_BRA, 5]", "C2PSA_BRA"),
+    "C2PSA_BRA topk 0": ("yolo11-biformer.yaml", "C2PSA_BRA, [1024, 2, 2]]", "C2PSA_BRA, [1024, 2, 0]]", "topk"),
+    "C2PSA_BRA n_win string": (
+        "yolo11-biformer.yaml",
+        "C2PSA_BRA, [1024, 2, 2]]",
+        "C2PSA_BRA, [1024, '2', 2]]",
+        "n_win",
+    ),
+    "C3k2_BRA n_win negative": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, -8, 2]]",
+        "n_win",
+    ),
+    "C3k2_BRA topk negative": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, 8, -1]]",
+        "topk",
+    ),
+    "C3k2_BRA topk float": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, 8, 2.5]]",
+        "topk",
+    ),
+    "C3k2_BRA topk bool": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, 8, True]]",
+        "topk",
+    ),
+    "C3k2_BRA n_win null": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, null, 2]]",
+        "n_win",
+    ),
+    "C3k2_BRA topk missing": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, 8]]",
+        "C3k2_BRA",
+    ),
+    "BRA extra arg": ("yolo11-biformer-neck.yaml", "BRA, [256, 8, 2]]", "BRA, [256, 1, 8, 2]]", "BRA"),
+    "BRA channels differ": ("yolo11-biformer-neck.yaml", "BRA, [256, 8, 2]]", "BRA, [128, 8, 2]]", "BRA"),
+    "BRA n_win 0": ("yolo11-biformer-neck.yaml", "BRA, [256, 8, 2]]", "BRA, [256, 0, 2]]", "n_win"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ROWS))
+def test_bad_yaml_row_is_a_clear_error(tmp_path, case):
+    cfg, old, new, named = BAD_ROWS[case]
+    path = yaml_with(tmp_path, cfg, old, new)
+    with pytest.raises(ValueError, match=r"model YAML layer \d+ \(") as info:
+        DetectionModel(str(path), verbose=False)
+    assert named in str(info.value)
+
+
+# Rows whose stock part is wrong would fail inside Ultralytics' constructors or, for a non-bool c3k, build a different
+# model silently: the integration checks the stock part of our rows too.
+BAD_STOCK_PARTS = {
+    "C3k2_BRA too many stock args": (
+        "yolo11-biformer.yaml",
+        "C3k2_BRA, [256, False, 8, 2]]",
+        "C3k2_BRA, [256, False, 0.5, False, 1, True, 7, 8, 2]]",
+    ),
+    "C2PSA_BRA too many stock args": (
+        "yolo11-biformer.yaml",
+        "C2PSA_BRA, [1024, 2, 2]]",
+        "C2PSA_BRA, [1024, 0.5, 1, 2, 2]]",
+    ),
+    "C2PSA_BRA e a string": ("yolo11-biformer.yaml", "C2PSA_BRA, [1024, 2, 2]]", "C2PSA_BRA, [1024, 'x', 2, 2]]"),
+    "C3k2_BRA c3k a string": ("yolo11-biformer.yaml", "C3k2_BRA, [256, False, 8, 2]]", "C3k2_BRA, [256, 'no', 8, 2]]"),
+    "BRA c2 a string": ("yolo11-biformer-neck.yaml", "BRA, [256, 8, 2]]", "BRA, ['abc', 8, 2]]"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STOCK_PARTS))
+def test_bad_stock_part_of_our_row_is_a_clear_error(tmp_path, case):
+    cfg, old, new = BAD_STOCK_PARTS[case]
+    with pytest.raises(ValueError, match=r"model YAML layer \d+ \("):
+        DetectionModel(str(yaml_with(tmp_path, cfg, old, new)), verbose=False)
+
+
+def predictions(model_or_path) -> torch.Tensor:
+    model = YOLO(model_or_path) if not isinstance(model_or_path, YOLO) else model_or_path
+    net = model.model.float().eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return net(torch.rand(1, 3, 96, 128))[0]
+
+
+def test_checkpoint_loads_while_unregistered_and_after_registering_again(checkpoint, registered):
+    """``unregister()`` withdraws only the YAML parser and lookup: a checkpoint pickles our blocks by import path, so it
+    still loads (restricted loading too) and predicts the same while unregistered, when our YAMLs no longer build;
+    after ``register()`` both work again."""
+    from ultralytics.nn.tasks import torch_safe_load
+
+    cfg = str(CFG / "yolo11-biformer.yaml")  # a path: the bare name would not even resolve while unregistered
+    expected = predictions(checkpoint)
+    ultralytics_biformer.unregister()
+    assert not ultralytics_biformer.is_registered()
+    torch.testing.assert_close(predictions(checkpoint), expected)
+    ckpt, _ = torch_safe_load(checkpoint, safe_only=True)  # the allow-list of our blocks outlives unregister()
+    assert any(isinstance(m, C2PSA_BRA) for m in ckpt["model"].modules())
+    with pytest.raises(KeyError, match="C2PSA_BRA"):  # the stock parser knows no rows of ours
+        DetectionModel(cfg, verbose=False)
+
+    ultralytics_biformer.register()
+    torch.testing.assert_close(predictions(checkpoint), expected)
+    layers = DetectionModel(cfg, verbose=False).model
+    assert type(layers[10]) is C2PSA_BRA and type(layers[16]) is C3k2_BRA  # the parser knows our rows again
+
+
+LOAD_WITHOUT_AUTOLOAD = r"""
+import json, sys
+import torch
+from ultralytics.nn import tasks  # the autoload hook would register here; it is disabled
+assert "ultralytics_biformer" not in sys.modules, "auto-activation ran although disabled"
+import ultralytics_biformer
+from ultralytics import YOLO
+assert ultralytics_biformer.is_registered()
+ckpt, _ = tasks.torch_safe_load(sys.argv[1], safe_only=True)
+model = YOLO(sys.argv[1]).model.float().eval()
+torch.manual_seed(0)
+with torch.no_grad():
+    out = model(torch.rand(1, 3, 96, 128))[0]
+layer10 = type(YOLO("yolo11n-biformer.yaml").model.model[10]).__name__
+print(json.dumps({"out": out.flatten().tolist(), "layer10": layer10}))
+"""
+
+
+def test_checkpoint_loads_with_autoload_disabled_and_explicit_import(checkpoint, tmp_path):
+    """ULTRALYTICS_BIFORMER_AUTOLOAD=0 plus ``import ultralytics_biformer``: the checkpoint loads (also restricted)."""
+    env = {**os.environ, "ULTRALYTICS_BIFORMER_AUTOLOAD": "0", "YOLO_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_AUTOLOAD, str(checkpoint)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["layer10"] == "C2PSA_BRA"  # the explicit import registered the parser too
+    torch.testing.assert_close(torch.tensor(result["out"]), predictions(checkpoint).flatten())

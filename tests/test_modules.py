@@ -1,15 +1,21 @@
-"""Tests of the BRA modules against their stock Ultralytics twins: weight compatibility, equality, conversion, fusing."""
+"""Tests of ``ultralytics_biformer.modules``: the BRA modules against their stock Ultralytics twins (weight
+compatibility, equality, conversion, fusing), and at the edges: mixed precision, torch.compile, tiny and odd sizes,
+channels_last, tracing for export, SyncBatchNorm, bad routing arguments."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
+from helpers import LARGE, detection_batch, randomize_bn_, routing_layers, wake_branches
 from torch import nn
+from ultralytics.cfg import get_cfg
 from ultralytics.nn.modules.block import C2PSA, Attention, C3k2
-from ultralytics.nn.tasks import BaseModel
+from ultralytics.nn.tasks import BaseModel, DetectionModel
 
-from conftest import randomize_bn_
-from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
+from ultralytics_biformer import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA, bilevel_routing_attention
+from ultralytics_biformer._int_checks import is_positive_int
 
 # C3k2 variants as (c1, c2, n, c3k, e, attn): plain bottlenecks, C3k inner blocks, and YOLO26's attention blocks.
 C3K2_ARGS = [
@@ -303,3 +309,250 @@ def test_ultralytics_fuse_keeps_outputs():
         after = model.model(x)
     assert model.is_fused() and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
+
+
+def test_traced_module_follows_the_input_size():
+    """A BRA block traced at one size computes the eager result at other sizes, and tracing it warns of nothing frozen."""
+    torch.manual_seed(0)
+    block = wake_branches(BRA(64, n_win=4, topk=3)).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        traced = torch.jit.trace(block, torch.randn(1, 64, 16, 16), check_trace=False)
+    frozen = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    assert not frozen, f"tracing froze values: {[str(w.message) for w in frozen]}"
+    with torch.no_grad():
+        for b, h, w in [(1, 16, 16), (2, 9, 13), (1, 1, 1), (3, 40, 24), (1, 5, 3), (2, 17, 16)]:
+            x = torch.randn(b, 64, h, w)
+            torch.testing.assert_close(traced(x), block(x), rtol=1e-4, atol=1e-5, msg=f"{b}x{h}x{w}")
+
+
+def test_a_frozen_grid_would_be_caught(monkeypatch):
+    """Negative control: traced without the export path, the grid freezes and the check above fails at other sizes."""
+    torch.manual_seed(0)
+    attn = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(attn, torch.randn(1, 64, 16, 16), check_trace=False)
+    monkeypatch.undo()
+    x = torch.randn(1, 64, 10, 14)  # 4x4 regions of 3x4 instead of 4x4 tokens, padded
+    with torch.no_grad():
+        try:
+            wrong = traced(x)
+        except RuntimeError:
+            return  # frozen reshapes cannot even run at this size: also caught
+        assert not torch.allclose(wrong, attn(x), atol=1e-3), "a frozen grid went unnoticed"
+
+
+def test_coreml_path_equals_default_path():
+    """Ultralytics' exporter sets ``format='coreml'`` on every Attention, which then runs SDPA; ours gives the same."""
+    torch.manual_seed(0)
+    attn = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
+    coreml = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
+    coreml.load_state_dict(attn.state_dict())
+    coreml.format = "coreml"
+    with torch.no_grad():
+        for h, w in [(16, 16), (13, 9), (1, 1), (40, 40)]:
+            x = torch.randn(2, 64, h, w)
+            torch.testing.assert_close(coreml(x), attn(x), rtol=1e-4, atol=1e-5)
+        traced = torch.jit.trace(coreml, torch.randn(1, 64, 16, 16), check_trace=False)
+        x = torch.randn(1, 64, 11, 19)
+        torch.testing.assert_close(traced(x), attn(x), rtol=1e-4, atol=1e-5)
+
+
+def test_sync_batchnorm_conversion():
+    """convert_sync_batchnorm reaches the BatchNorms inside our blocks, keeps every state-dict key, and the converted
+    model computes what the original does (eval; SyncBatchNorm's training forward needs CUDA, see
+    test_e2e_distributed.py)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False)
+    wake_branches(model)
+    model.eval()
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False))
+    synced.load_state_dict(model.state_dict())
+    synced.eval()
+    assert not [n for n, m in synced.named_modules() if type(m) is torch.nn.BatchNorm2d]
+    inside_ours = [
+        m
+        for block in synced.modules()
+        if isinstance(block, (BRA, C2PSA_BRA, C3k2_BRA))
+        for m in block.modules()
+        if isinstance(m, torch.nn.SyncBatchNorm)
+    ]
+    assert inside_ours, "no SyncBatchNorm inside the biformer blocks"
+    assert synced.state_dict().keys() == model.state_dict().keys()
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(synced(x)[0], model(x)[0])
+
+
+def loud_model(device: str = "cpu") -> DetectionModel:
+    """yolo11n-biformer whose every attention works on large-magnitude activations."""
+    torch.manual_seed(0)
+    model = DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False).to(device)
+    model.args = get_cfg()  # the loss reads its gains from here, as in the trainer
+    wake_branches(model)
+    for attn in routing_layers(model):
+        torch.nn.init.constant_(attn.qkv.bn.weight, LARGE)
+    return model.train()
+
+
+def amp_step(model: DetectionModel, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, list[str]]:
+    """One trainer step under autocast, with a GradScaler as the trainer uses for fp16; returns the loss and the
+    names of parameters whose (unscaled) gradient is missing or non-finite.
+
+    The scaler starts at scale 1: at its default 65536 a first step may overflow by design (the scaler then skips it
+    and lowers the scale), which would hide whether the model's own fp16 arithmetic stays finite.
+    """
+    scaler = torch.amp.GradScaler(device, init_scale=1.0, enabled=dtype == torch.float16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    with torch.autocast(device, dtype=dtype):
+        loss, _ = model.loss(detection_batch(0, device=device))
+        loss = loss.sum()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    bad = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.isfinite().all())
+    ]
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), bad
+
+
+def test_large_activations_overflow_an_unprotected_fp16_attention():
+    """Calibration of the AMP tests: at this magnitude Ultralytics' own Attention produces non-finite fp16 outputs."""
+    torch.manual_seed(0)
+    attn = Attention(64, num_heads=2).train()
+    torch.nn.init.constant_(attn.qkv.bn.weight, LARGE)
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = attn(torch.randn(2, 64, 20, 20))
+    assert not out.isfinite().all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_amp_training_step_is_finite_on_cpu(dtype):
+    """CUDA AMP semantics on CPU: autocast (+ GradScaler for fp16) around a real loss; loss and gradients stay finite."""
+    model = loud_model()
+    loss, bad = amp_step(model, "cpu", dtype)
+    assert loss.isfinite(), f"loss {loss}"
+    assert not bad, f"missing or non-finite gradients: {bad[:5]}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_amp_training_step_is_finite_on_cuda():
+    model = loud_model("cuda")
+    loss, bad = amp_step(model, "cuda", torch.float16)
+    assert loss.isfinite() and not bad, (loss, bad[:5])
+
+
+@pytest.mark.slow
+def test_compiled_bra_block_matches_eager():
+    """CPU inductor compiles a BRA block into one graph (fullgraph) whose outputs equal eager ones."""
+    torch.manual_seed(0)
+    block = BRA(32, n_win=4, topk=2).eval()
+    wake_branches(block)
+    compiled = torch.compile(block, backend="inductor", fullgraph=True)
+    x = torch.randn(2, 32, 13, 20)  # a padded grid
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), block(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_biformer_model_compiles_without_graph_breaks():
+    """Dynamo captures a biformer detector's backbone and neck, every routing layer included, as one graph.
+
+    The run stops before the Detect head (``embed``): Ultralytics' anchor generation breaks the graph with an
+    ``.item()`` in stock models too, which says nothing about our blocks.
+    """
+    model = DetectionModel("yolo11n-biformer.yaml", verbose=False).fuse().eval()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(lambda x: model(x, embed=[16, 19, 22]))(torch.randn(1, 3, 96, 128))
+    assert explanation.graph_break_count == 0, [str(b.reason) for b in explanation.break_reasons]
+    assert explanation.graph_count == 1
+
+
+def layer_zoo() -> list[BiLevelRoutingAttention]:
+    """Every distinct routing attention of the shipped nano detectors: yolo11, yolo26 and the neck variant."""
+    layers = []
+    for cfg in ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml", "yolo11n-biformer-neck.yaml"):
+        model = DetectionModel(cfg, verbose=False).eval()
+        layers += routing_layers(model)
+    unique = {(m.qkv.conv.in_channels, m.num_heads, m.n_win, m.topk): m for m in layers}
+    return list(unique.values())
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    torch.manual_seed(0)
+    return layer_zoo()
+
+
+def test_every_routing_layer_works_at_every_small_size(zoo):
+    """Every shipped routing layer, at every feature size from 1x1 to (2*n_win+1)^2 (all grid regimes: fewer tokens
+    than regions, exact tiling, padding), gives finite outputs of the input's shape equal to the layer's export (traced
+    once, at the largest of these sizes)."""
+    assert zoo
+    for attn in zoo:
+        c, n = attn.qkv.conv.in_channels, attn.n_win
+        g = torch.Generator().manual_seed(c + n)
+        export = torch.jit.trace(attn, torch.randn(1, c, 2 * n + 1, 2 * n + 1, generator=g), check_trace=False)
+        for h in range(1, 2 * n + 2):
+            for w in range(1, 2 * n + 2):
+                x = torch.randn(1, c, h, w, generator=g)
+                with torch.no_grad():
+                    out = attn(x)
+                    traced = export(x)
+                assert out.shape == x.shape and out.isfinite().all(), (c, n, h, w)
+                torch.testing.assert_close(traced, out, rtol=1e-5, atol=1e-5, msg=f"c={c} n_win={n} {h}x{w}")
+
+
+def test_batch_size_and_channels_last_do_not_change_results(zoo):
+    """Batch 1 and a batch of 48 give each sample the same output; channels_last input gives the same output."""
+    for attn in zoo:
+        c, n = attn.qkv.conv.in_channels, attn.n_win
+        x = torch.randn(48, c, 2 * n + 1, n + 3)  # padded along both axes
+        with torch.no_grad():
+            batched = attn(x)
+            for i in (0, 17, 47):
+                torch.testing.assert_close(attn(x[i : i + 1]), batched[i : i + 1], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(attn(x.to(memory_format=torch.channels_last)), batched, rtol=1e-4, atol=1e-5)
+
+
+def test_blocks_work_from_1x1_up():
+    """The blocks around the attention (BRA, C2PSA_BRA, C3k2_BRA) keep their shapes down to 1x1 maps."""
+    torch.manual_seed(0)
+    for block, c_out in (
+        (BRA(64, n_win=7, topk=4), 64),
+        (C2PSA_BRA(128, 128, n_win=7, topk=4), 128),
+        (C3k2_BRA(64, 32, n_win=7, topk=4), 32),
+    ):
+        block.eval()
+        for h, w in ((1, 1), (1, 9), (9, 1), (2, 3), (7, 7), (15, 8)):
+            with torch.no_grad():
+                out = block(torch.randn(2, block_in(block), h, w))
+            assert out.shape == (2, c_out, h, w) and out.isfinite().all(), (type(block).__name__, h, w)
+
+
+def block_in(block) -> int:
+    return block.pos.conv.in_channels if isinstance(block, BRA) else block.cv1.conv.in_channels
+
+
+@pytest.mark.parametrize("n_win, topk", [(0, 4), (-1, 4), (7, 0), (7, -3), (7.0, 4), (7, True), (None, 4), ("7", 4)])
+def test_bad_routing_arguments_are_rejected_everywhere(n_win, topk):
+    """Constructors and the functional API reject non-positive or non-integer n_win/topk, naming the argument."""
+    name = "topk" if is_positive_int(n_win) else "n_win"
+    builders = [
+        lambda: BiLevelRoutingAttention(64, num_heads=2, n_win=n_win, topk=topk),
+        lambda: BRA(64, n_win=n_win, topk=topk),
+        lambda: C2PSA_BRA(128, 128, n_win=n_win, topk=topk),
+        lambda: C3k2_BRA(64, 64, n_win=n_win, topk=topk),
+        lambda: bilevel_routing_attention(*torch.randn(3, 1, 8, 4, 4), num_heads=2, n_win=n_win, topk=topk),
+    ]
+    for build in builders:
+        with pytest.raises(ValueError, match=name):
+            build()

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_positive_int
+from ._int_checks import check_positive_int
 
 __all__ = [
     "RegionGrid",
@@ -454,7 +454,7 @@ def bilevel_routing_attention(
 # ``topk >= n_win**2``, which covers every region at every size, routed keys are gathered in one block, the routes are
 # sorted (ONNX leaves an unsorted TopK's order to each runtime), and ``fused=None`` means the explicit matmul-softmax
 # path, which exports to plain MatMul/Where/Softmax nodes that every runtime runs. Traced graphs equal the eager
-# operator at every size (tests/test_export.py checks it).
+# operator at every size (tests/test_functional.py and tests/test_modules.py check it).
 
 
 def routing_attention_heads(

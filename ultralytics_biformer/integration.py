@@ -49,7 +49,7 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.conv import Conv
 
-from ._validation import is_positive_int
+from ._int_checks import is_positive_int
 from .functional import check_routing_args
 from .modules import BRA, C2PSA_BRA, BiLevelRoutingAttention, C3k2_BRA
 from .modules.blocks import check_layer_scale

@@ -10,7 +10,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Callable
 
-from .._validation import check_int_at_least, check_positive_int
+from .._int_checks import check_int_at_least, check_positive_int
 
 __all__ = ["check_timing", "median_ms", "torch_latency_ms"]
 

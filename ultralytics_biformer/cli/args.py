@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .._validation import is_int_at_least
+from .._int_checks import is_int_at_least
 
 __all__ = [
     "ArgumentError",

@@ -48,7 +48,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .._validation import check_int_at_least, is_int_at_least
+from .._int_checks import check_int_at_least, is_int_at_least
 from . import scene
 from .context import CONTEXT_CLASS_NAMES, render_context_scene
 from .scene import (  # noqa: F401 - importable from here as before the split

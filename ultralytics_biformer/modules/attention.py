@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from ultralytics.nn.modules.block import Attention
 
-from .._validation import is_positive_int
+from .._int_checks import is_positive_int
 from ..functional import check_routing_args, routing_attention_heads
 
 __all__ = ["BiLevelRoutingAttention"]

@@ -1,11 +1,11 @@
-"""The shared integer validator, and the command-line converters built on it."""
+"""Tests of ``ultralytics_biformer._int_checks``: the package's one definition of "a positive integer" and "an integer
+of at least n"."""
 
 from __future__ import annotations
 
 import pytest
 
-from ultralytics_biformer._validation import check_int_at_least, check_positive_int, is_int_at_least, is_positive_int
-from ultralytics_biformer.cli import args
+from ultralytics_biformer._int_checks import check_int_at_least, check_positive_int, is_int_at_least, is_positive_int
 
 
 @pytest.mark.parametrize("value", [1, 2, 10**12])
@@ -28,28 +28,3 @@ def test_other_minimums_say_what_they_accept():
         check_int_at_least("dataset seed", -1, 0)
     with pytest.raises(ValueError, match=r"^imgsz must be an integer >= 32, got 31$"):
         check_int_at_least("imgsz", 31, 32)
-
-
-@pytest.mark.parametrize(
-    "convert, raw, expected",
-    [(args.positive_int, "3", 3), (args.positive_int, " 7 ", 7), (args.non_negative_int, "0", 0)],
-)
-def test_cli_converters_accept_integers_in_range(convert, raw, expected):
-    assert convert(raw) == expected
-
-
-@pytest.mark.parametrize(
-    "convert, raw, minimum",
-    [
-        (args.positive_int, "0", 1),
-        (args.positive_int, "-2", 1),
-        (args.positive_int, "1.5", 1),
-        (args.positive_int, "True", 1),
-        (args.positive_int, "", 1),
-        (args.non_negative_int, "-1", 0),
-        (args.non_negative_int, "x", 0),
-    ],
-)
-def test_cli_converters_refuse_the_rest(convert, raw, minimum):
-    with pytest.raises(ValueError, match=rf"^expected an integer >= {minimum}$"):
-        convert(raw)

@@ -1,4 +1,5 @@
-"""The typed run records: committed records of every task load and save unchanged, and the CSV columns follow them."""
+"""Tests of ``ultralytics_biformer.bench.records``: the typed run records; committed records of every task load and save
+unchanged, and the CSV columns follow them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""scripts/benchmark_latency.py and scripts/profile_latency.py: their tables, CSV and op categories on synthetic timings.
+"""scripts/benchmark_latency.py and scripts/profile_latency.py: their tables, CSV and op categories on synthetic
+timings.
 
 Nothing here exports or times a model; the scripts' measuring paths are smoke-tested by running them (see their
 docstrings). Building yolo11n-biformer for the layer lookup takes a second or two.
@@ -10,7 +11,7 @@ import csv
 from types import SimpleNamespace
 
 import pytest
-from conftest import load_script
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")

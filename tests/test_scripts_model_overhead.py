@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_script
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
-"""Paired seed statistics: known per-seed values give a known mean, std, interval and verdict."""
+"""Tests of ``ultralytics_biformer.bench.stats``: paired seed statistics; known per-seed values give a known mean, std,
+interval and verdict, and Holm's correction over a family."""
 
 from __future__ import annotations
 
 import ast
-import csv
 import inspect
-import json
 import math
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from ultralytics_biformer.bench import stats
-from ultralytics_biformer.bench.metrics import TASK_METRICS
-from ultralytics_biformer.bench.report import paired_markdown, paired_rows
 from ultralytics_biformer.bench.stats import paired_difference
 
 # Student-t 0.975 quantiles from a printed table.
@@ -119,19 +116,6 @@ def test_paired_runs_without_a_value_are_not_missing_runs():
     assert paired_difference({0: 0.3}, {}).verdict == "no paired runs yet"
 
 
-def test_report_says_why_a_verdict_is_missing():
-    task = TASK_METRICS["detect"]
-    baseline = {"model": "a.yaml", **{f"{m.key}_by_seed": {0: 0.5, 1: 0.55} for m in task.accuracy}}
-    model = {"model": "b.yaml", **{f"{m.key}_by_seed": {0: 0.525, 1: 0.575} for m in task.accuracy}}
-    baseline["map_small_by_seed"] = model["map_small_by_seed"] = {0: None, 1: None}
-    rows = [baseline, model]
-    lines = paired_markdown(rows, paired_rows(rows, task), task)
-    verdict = next(line for line in lines if line.startswith("- `b.yaml` vs `a.yaml`"))
-    assert "mAP50-95: **no verdict possible with the same difference on every seed** (+0.0250)" in verdict
-    assert "small objects: **n/a (no value for this metric on any paired seed)**" in verdict
-    assert "better" not in verdict and "no paired runs yet" not in verdict
-
-
 def test_p_value_matches_the_closed_form_for_two_degrees_of_freedom():
     # Differences 0.01, 0.02, 0.03: mean 0.02, std 0.01, t = 0.02 / (0.01 / sqrt 3) = 2 sqrt 3. With df = 2, Student's
     # t has the closed-form cdf 1/2 + t / (2 sqrt(2 + t^2)), so p = 1 - t / sqrt(2 + t^2) = 1 - sqrt(12 / 14).
@@ -161,74 +145,3 @@ def test_family_verdicts_need_the_holm_adjusted_p_value_below_five_percent():
     assert adjusted[:4] == pytest.approx([4 * strong.p_value, 3 * weak.p_value, 3 * weak.p_value, null.p_value])
     assert adjusted[4] is None  # not counted in the family
     assert stats.family_verdicts([weak])[0] == ["worse"]  # a family of one is the single comparison
-
-
-def _written_report(tmp_path, maps: dict[str, dict[int, float]], resumed: dict[str, dict[int, int]] | None = None):
-    """write_report over records with these mAP50-95 values (small objects 0.1 below); returns (markdown, paired)."""
-    from ultralytics_biformer.bench.inputs import ModelEntry
-    from ultralytics_biformer.bench.plan import Plan
-    from ultralytics_biformer.bench.report import write_report
-
-    models = [ModelEntry(name, name, name.removesuffix(".yaml")) for name in maps]
-    seeds = sorted({seed for values in maps.values() for seed in values})
-    settings = dict(data="d.yaml", preset="quick", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
-    plan = Plan(tmp_path, models, seeds, {}, {}, {**settings, "device": "cpu", "seeds": seeds})
-    for model in models:
-        for seed, value in maps[model.spec].items():
-            record = {"model": model.spec, "seed": seed, "map": value, "map50": value, "map_small": value - 0.1}
-            record["resumed_from_epoch"] = (resumed or {}).get(model.spec, {}).get(seed)
-            plan.train_record(model, seed).parent.mkdir(parents=True, exist_ok=True)
-            plan.train_record(model, seed).write_text(json.dumps(record))
-    write_report(plan)
-    with open(tmp_path / "paired.csv") as f:
-        paired = list(csv.DictReader(f))
-    return (tmp_path / "compare.md").read_text(), paired
-
-
-def test_report_gives_verdicts_on_named_metrics_only_with_holm_over_models(tmp_path):
-    maps = {
-        "a.yaml": {0: 0.5, 1: 0.5, 2: 0.5},
-        "b.yaml": {0: 0.45, 1: 0.47, 2: 0.46},  # p = 0.0202 on both verdict metrics: "worse" alone
-        "c.yaml": {0: 0.52, 1: 0.47, 2: 0.50},
-    }
-    markdown, paired = _written_report(tmp_path, maps)
-    line = next(text for text in markdown.splitlines() if text.startswith("- `b.yaml` vs"))
-    # Four tested comparisons (2 models x mAP50-95 and small): 0.0202 x 4 and x 3, then 0.84 x 2 and x 1.
-    assert "mAP50-95: **no detectable difference** (-0.0400, p 0.020, Holm 0.081)" in line
-    assert "Holm's correction over 4 tested comparisons" in markdown
-    rows = {(r["model"], r["metric"]): r for r in paired}
-    assert rows["b.yaml", "map"]["verdict"] == "no detectable difference"
-    assert float(rows["b.yaml", "map"]["p_value"]) == pytest.approx(0.0202, abs=1e-4)
-    assert float(rows["b.yaml", "map"]["p_holm"]) == pytest.approx(4 * 0.020204, abs=2e-4)
-    assert rows["b.yaml", "map50"]["verdict"] == "exploratory" and rows["b.yaml", "map50"]["p_holm"] == ""
-    alone, _ = _written_report(tmp_path / "alone", {name: maps[name] for name in ("a.yaml", "b.yaml")})
-    assert "mAP50-95: **worse** (-0.0400, p 0.020, Holm 0.040)" in alone  # two tests: 0.0202 x 2
-
-
-def test_report_names_a_diverged_run_as_failed(tmp_path):
-    maps = {"a.yaml": {0: 0.5, 1: 0.52, 2: 0.51}, "b.yaml": {0: 0.55, 1: float("nan"), 2: 0.56}}
-    markdown, paired = _written_report(tmp_path, maps)
-    assert "- `b.yaml` seed 1: finished without a usable mAP50-95 (nan); it diverged" in markdown
-    assert "| `b.yaml` | 2: 0, 2 (seed 1 failed) |" in markdown
-    assert next(r for r in paired if r["model"] == "b.yaml" and r["metric"] == "map")["seeds"] == "2"
-
-
-def test_report_flags_pairs_that_contain_a_resumed_run(tmp_path):
-    maps = {"a.yaml": {0: 0.5, 1: 0.52, 2: 0.51}, "b.yaml": {0: 0.55, 1: 0.53, 2: 0.56}}
-    markdown, paired = _written_report(tmp_path, maps, resumed={"a.yaml": {2: 7}, "b.yaml": {1: 3}})
-    line = next(text for text in markdown.splitlines() if text.startswith("- `b.yaml` vs"))
-    assert line.endswith("; not exact pairs: seeds 1, 2 resumed")
-    assert {r["resumed_seeds"] for r in paired if r["seeds"] != "0"} == {"1 2"}
-    plain, plain_paired = _written_report(tmp_path / "plain", maps)
-    assert "not exact pairs" not in plain and {r["resumed_seeds"] for r in plain_paired} == {""}
-
-
-def test_report_header_states_the_workers_asked_for_and_in_effect(tmp_path):
-    from ultralytics_biformer.bench.plan import Plan
-    from ultralytics_biformer.bench.report import _settings_lines
-
-    settings = dict(data="d.yaml", preset="quick", epochs=1, imgsz=64, batch=2, optimizer="auto", extra={}, seeds=[0])
-    cpu = Plan(tmp_path, [], [0], {"workers": 2}, {}, {**settings, "workers": 0, "device": "cpu"})
-    assert "workers=2 (0 in effect: Ultralytics loads data in the training process on a cpu)" in _settings_lines(cpu, [])[1]
-    gpu = Plan(tmp_path, [], [0], {"workers": 2}, {}, {**settings, "workers": 2, "device": "cuda"})
-    assert " workers=2 optimizer" in _settings_lines(gpu, [])[1]

@@ -1,4 +1,5 @@
-"""The generated context-tokens benchmark dataset and the ``dataset`` command."""
+"""Tests of ``ultralytics_biformer.data.synthetic``: the generated benchmark datasets of every task and style;
+determinism, the cache, valid labels that Ultralytics loads. The ``dataset`` command is in test_cli_dataset.py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import numpy as np
 import pytest
 
 from ultralytics_biformer.bench.metrics import area_bucket
-from ultralytics_biformer.cli import main
 from ultralytics_biformer.data import scene, synthetic
-from ultralytics_biformer.data.presets import PRESET_SPECS, preset_spec
 from ultralytics_biformer.data.scene import render_scene
 from ultralytics_biformer.data.synthetic import (
     CLASS_NAMES,
@@ -25,15 +24,11 @@ from ultralytics_biformer.data.synthetic import (
     render_image,
 )
 
+pytestmark = pytest.mark.usefixtures("private_cache")  # every test gets its own empty dataset cache
+
 TINY = DatasetSpec(seed=3, train=6, val=3, imgsz=96)
-STYLES = scene.STYLES  # the looks every task is drawn in; the context style has tests of its own (test_context.py)
+STYLES = scene.STYLES  # the looks every task is drawn in; the context style has tests of its own (test_data_context.py)
 TOKEN_CLASSES = (scene.STRIPES, scene.PLAIN)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Every test gets its own empty dataset cache."""
-    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -181,88 +176,6 @@ def test_ultralytics_reads_the_data_yaml():
     assert Path(data["train"]).is_dir() and Path(data["val"]).is_dir()
 
 
-def test_dataset_command_prints_only_the_yaml_path(capsys, tmp_path):
-    assert main(["dataset", "train=4", "val=2", "imgsz=64", "seed=1"]) == 0
-    out = capsys.readouterr().out
-    path = Path(out.strip())
-    assert out == f"{path}\n"
-    assert path.is_file() and path.is_relative_to(tmp_path / "cache")
-    assert len(list((path.parent / "images" / "train").iterdir())) == 4
-
-
-def test_dataset_command_says_on_stderr_which_dataset_it_gives(capsys):
-    arguments = ["dataset", "preset=quick", "task=pose", "train=3", "val=2", "imgsz=64"]
-    spec = DatasetSpec(seed=PRESET_SPECS["quick"].seed, train=3, val=2, imgsz=64, task="pose")
-    assert main(arguments) == 0
-    first = capsys.readouterr()
-    assert first.out == f"{cached_dataset(spec)}\n"
-    assert spec.describe() in first.err and "preset quick" in first.err and "generating" in first.err
-    assert main(arguments) == 0
-    second = capsys.readouterr()
-    assert second.out == first.out
-    assert spec.describe() in second.err and "reusing the cached copy" in second.err and "Generating" not in second.err
-
-
-def test_dataset_command_gives_the_drawing_version_asked_for(capsys):
-    base = ["dataset", "preset=quick", "train=2", "val=2", "imgsz=64"]
-    assert main(base) == 0 and main([*base, "version=1"]) == 0
-    latest, old = (Path(line) for line in capsys.readouterr().out.split())
-    assert latest.parent.name == replace(PRESET_SPECS["quick"], train=2, val=2, imgsz=64).folder_name
-    assert old.parent.name == replace(PRESET_SPECS["quick"], train=2, val=2, imgsz=64, version=1).folder_name
-    assert "-v2-" in latest.parent.name and "-v1-" in old.parent.name
-    assert "# context-tokens v1" in old.read_text() and "# context-tokens v2" in latest.read_text()
-
-
-def test_dataset_and_compare_default_to_the_same_preset_and_say_so(capsys, monkeypatch, tmp_path):
-    from ultralytics_biformer.bench.plan import PRESETS, make_plan
-    from ultralytics_biformer.cli import compare, dataset
-
-    def as_if_cached(spec, root=None):  # no generation in a unit test: pretend it is there
-        return Path("/cached/data.yaml")
-
-    monkeypatch.setattr(synthetic, "generate_dataset", lambda spec, out_dir: pytest.fail("generated in a unit test"))
-    monkeypatch.setattr(synthetic, "cached_dataset", as_if_cached)
-    monkeypatch.setattr(dataset, "cached_dataset", as_if_cached)
-    assert main(["dataset"]) == 0
-    out, err = capsys.readouterr()
-    assert out == "/cached/data.yaml\n"
-    default = dataset.DEFAULT_PRESET
-    plan = make_plan(compare.parse_options(["train=False", f"project={tmp_path}"], compare.OPTIONS, "compare"))
-    assert plan.settings["preset"] == default  # compare without preset= or data= takes the same preset
-    assert PRESETS[default].dataset == PRESET_SPECS[default]  # hence the same dataset
-    assert PRESET_SPECS[default].describe() in err and f"preset {default} (the default, as compare's" in err
-    for command in ("dataset", "compare"):
-        assert main([command, "help"]) == 0
-        assert f"default {default}" in capsys.readouterr().out  # each help states it
-
-
-def test_dataset_command_classify_prints_the_dataset_folder(capsys, tmp_path):
-    assert main(["dataset", "task=classify", "train=2", "val=2", "imgsz=64"]) == 0
-    path = Path(capsys.readouterr().out.strip())
-    assert path.is_dir() and path.is_relative_to(tmp_path / "cache")
-    assert sorted(p.name for p in (path / "train").iterdir()) == sorted(CLASSIFY_NAMES)
-
-
-@pytest.mark.parametrize(
-    "arguments, message",
-    [
-        (["train=0"], "train=0: expected an integer >= 1"),
-        (["colour=red"], "unknown argument 'colour'"),
-        (["preset=huge"], "preset=huge: expected one of full, quick, study"),
-        (["imgsz=16"], "at least 32 pixels"),
-        (["task=depth"], "task=depth: expected one of detect, segment, pose, obb, classify"),
-        (["style=coco"], "style=coco: expected one of tokens, pretrain"),
-        (["task=classify", "val=1"], "a classify dataset needs at least 2 train and 2 val images"),
-        (["version=3"], "version=3: expected one of 1, 2"),
-    ],
-)
-def test_dataset_command_rejects_bad_arguments(capsys, tmp_path, arguments, message):
-    assert main(["dataset", *arguments]) == 2
-    err = capsys.readouterr().err
-    assert err.splitlines()[0].startswith("ultralytics-biformer dataset: error: ") and message in err.splitlines()[0]
-    assert not (tmp_path / "cache").exists()
-
-
 # --- presets, styles and tasks ---------------------------------------------------------------------------------------
 
 SMALL = DatasetSpec(seed=5, train=8, val=4, imgsz=96)  # every task's dataset in these tests
@@ -281,24 +194,6 @@ def generated(tmp_path_factory):
         return made[task, style]
 
     return get
-
-
-def test_presets_live_in_the_data_module():
-    from ultralytics_biformer import data
-
-    assert PRESET_SPECS is data.PRESET_SPECS
-    assert {"full", "quick", "study"} <= PRESET_SPECS.keys()
-    assert preset_spec("quick", task="obb") == replace(PRESET_SPECS["quick"], task="obb")
-    with pytest.raises(ValueError, match="unknown dataset preset 'huge'; accepted: full, quick, study"):
-        preset_spec("huge")
-
-
-def test_study_preset_is_the_dataset_the_study_used():
-    """The ablation study trained on this spec's cache folder: its name is a contract, written out here on purpose."""
-    study = PRESET_SPECS["study"]
-    assert study == DatasetSpec(seed=0, train=240, val=120, imgsz=256, version=1)
-    assert study.folder_name == "context-tokens-v1-seed0-240x120-256px"
-    assert preset_spec("study", style="pretrain", seed=1, train=480).version == 1  # the fine-tune's source domain
 
 
 def test_drawing_version_1_is_kept_and_2_changes_only_what_was_off():
@@ -320,76 +215,6 @@ def test_drawing_version_1_is_kept_and_2_changes_only_what_was_off():
             replace(TINY, version=bad)
     with pytest.raises(ValueError, match="unknown drawing version 0; accepted: 1, 2"):
         render_scene(rng(0), 64, version=0)
-
-
-def _polygon_area_and_centroid(polygon: np.ndarray) -> tuple[float, np.ndarray]:
-    x, y = polygon.T
-    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
-    area = cross.sum() / 2
-    centroid = np.array([((x + np.roll(x, -1)) * cross).sum(), ((y + np.roll(y, -1)) * cross).sum()]) / (6 * area)
-    return abs(area), centroid
-
-
-def test_an_exact_fill_covers_its_polygon_and_no_more():
-    """Version 2 fills cover each pixel by the fraction inside the polygon; version 1's bled ~0.7 px past the edge."""
-    rng = np.random.default_rng(0)
-    ys, xs = np.mgrid[:64, :64] + 0.5  # pixel centres
-    for _ in range(40):
-        a, b = rng.uniform(1.5, 12, 2)
-        unit = scene._SQUARE if rng.random() < 0.5 else scene._unit_ring("hexagon")
-        polygon = scene._frame(unit, rng.uniform(20, 44, 2), a, b, rng.uniform(0, 2 * np.pi))
-        area, centroid = _polygon_area_and_centroid(polygon)
-        perimeter = np.linalg.norm(polygon - np.roll(polygon, 1, 0), axis=1).sum()
-        drawn = {}
-        for name, fill in (("exact", scene._fill_exact), ("v1", scene._fill_antialiased)):
-            mask = np.zeros((64, 64), dtype=np.uint8)
-            fill(mask, [polygon], 255)
-            coverage = mask / 255.0
-            drawn[name] = coverage.sum(), np.array([(coverage * xs).sum(), (coverage * ys).sum()]) / coverage.sum()
-        drawn_area, drawn_centroid = drawn["exact"]
-        assert abs(drawn_area - area) <= perimeter / 20, (drawn_area, area)
-        assert np.abs(drawn_centroid - centroid).max() <= 0.05
-        assert drawn["v1"][0] - area > perimeter / 5  # the bleed this replaces: the test tells the two apart
-    # A hole: two polygons fill their difference.
-    mask = np.zeros((64, 64), dtype=np.uint8)
-    outer, inner = (scene._frame(scene._SQUARE, (32, 32), r, r, 0.0) for r in (20, 10))
-    scene._fill_exact(mask, [outer, inner], 255)
-    assert mask[32, 32] == 0 and mask[32, 16] == 255 and abs(mask.sum() / 255 - (40**2 - 20**2)) <= 160 / 20
-
-
-def _ring_pixel_bounds(monkeypatch, version: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per benchmark ring of ``count`` scenes: its label box and the box of the pixels its own circle covers half of."""
-    calls = []
-    circle = cv2.circle
-
-    def recording_circle(image, *args, **kwargs):
-        if image.ndim == 3:  # the scene's own drawing, not a measurement on a blank mask
-            calls.append(args)
-        return circle(image, *args, **kwargs)
-
-    monkeypatch.setattr(scene.cv2, "circle", recording_circle)
-    pairs = []
-    for index in range(count):
-        size = (96, 256, 320)[index % 3]
-        calls.clear()
-        drawn = render_scene(np.random.default_rng([8, 0, index]), size, version=version)
-        rings = [obj for obj in drawn.objects if obj.cls == scene.RING]
-        ring_calls = [c for c in calls if c[-1] == cv2.LINE_AA and c[-2] >= 2][: len(rings)]  # rings come first
-        for obj, (centre, radius, _, thickness, line) in zip(rings, ring_calls, strict=True):
-            mask = circle(np.zeros((size, size), dtype=np.uint8), centre, radius, 255, thickness, line)
-            ys, xs = np.nonzero(mask >= 128)
-            pairs.append((np.array(obj.box), np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)))
-    return pairs
-
-
-def test_benchmark_ring_labels_fit_the_drawn_ring(monkeypatch):
-    """A ring's label box lies within a pixel of the pixels it covers at least half of (version 1: up to 2 px off)."""
-    pairs = _ring_pixel_bounds(monkeypatch, 2, 45)
-    assert len(pairs) >= 20
-    error = np.abs(np.array([label - pixels for label, pixels in pairs]))
-    assert error.max() <= 1.0 and error.mean() <= 0.35, (error.max(), error.mean())
-    old = np.abs(np.array([label - pixels for label, pixels in _ring_pixel_bounds(monkeypatch, 1, 45)]))
-    assert old.max() >= 1.5  # the error this fixes, on the same scenes
 
 
 def test_default_style_and_task_keep_the_benchmark_unchanged(generated):
@@ -542,33 +367,6 @@ def test_classify_folders_load_in_ultralytics(style, generated):
         assert len(dataset) == count and set(classes) == set(range(len(CLASSIFY_NAMES)))
         for file, cls, *_ in dataset.samples:
             assert Path(file).parent.name == data["names"][cls]
-
-
-@pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("rotated", [False, True])
-def test_every_token_lies_in_one_zone_of_its_class(style, rotated):
-    seen = set()
-    for index in range(6):
-        drawn = render_scene(np.random.default_rng([2, 0, index]), 128, style, rotated)
-        for obj in drawn.objects:
-            if obj.cls in TOKEN_CLASSES:
-                (x0, y0), (x1, y1) = np.floor(obj.box[:2]).astype(int), np.ceil(obj.box[2:]).astype(int)
-                assert (drawn.zone_kinds[y0:y1, x0:x1] == obj.cls).all()
-                seen.add(obj.cls)
-    assert seen == set(TOKEN_CLASSES)
-
-
-@pytest.mark.parametrize("style", STYLES)
-def test_classify_label_is_the_zone_under_the_one_marked_token(style):
-    look = scene._LOOKS[style]
-    for index in range(8):
-        kind = index % 2
-        drawn = render_scene(np.random.default_rng([4, 0, index]), 256, style, marked=kind)
-        x0, y0, x1, y1 = drawn.marked_box
-        assert drawn.marked == kind and (drawn.zone_kinds[y0:y1, x0:x1] == kind).all()
-        centre = drawn.image[(y0 + y1) // 2, (x0 + x1) // 2].astype(float)
-        fill = np.array(look.token_colours[0], dtype=float)
-        assert np.abs(centre - look.marker_fill).max() < np.abs(centre - fill).max()  # it wears the marker colour
 
 
 def test_pretrain_style_is_a_visibly_different_domain():

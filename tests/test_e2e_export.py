@@ -1,35 +1,36 @@
-"""Export: ONNX (static, dynamic, simplified, fp16), TorchScript and OpenVINO, checked against PyTorch on real images.
+"""End to end: export to ONNX (static, dynamic, simplified, fp16), TorchScript and OpenVINO, checked against PyTorch on
+real images (marked slow).
 
 Every Ultralytics export here (ONNX with ``dynamo=False``, TorchScript, OpenVINO) records the model with
-``torch.jit.trace``, and the routing operator then computes the region grid from traced sizes. The first tests pin
-graphs traced at one size to the eager operator at other sizes in PyTorch; the rest export a checkpoint with ``yolo
-export`` semantics and compare the exported model with PyTorch, both through the plain runtime (raw outputs) and
-through ``YOLO(<exported>).predict`` (detections), on the two images that ship with Ultralytics: at the export size
-and, for dynamic exports, at non-square sizes whose feature maps need padding.
+``torch.jit.trace``, and the routing operator then computes the region grid from traced sizes. The traced operator
+and blocks are pinned to the eager ones in PyTorch by test_functional.py and test_modules.py; the tests here export a
+checkpoint with ``yolo export`` semantics and compare the exported model with PyTorch, both through the plain runtime
+(raw outputs) and through ``YOLO(<exported>).predict`` (detections), on the two images that ship with Ultralytics: at
+the export size and, for dynamic exports, at non-square sizes whose feature maps need padding.
 
-Raw outputs are compared against a noise floor measured on the same input: the largest change float32 rounding
-causes in the PyTorch model itself (float32 vs float64 PyTorch). An export that computes the same function lands
-within a small multiple of it; a wrong region grid or a flipped route lands orders of magnitude above it.
+Raw outputs are compared against a noise floor measured on the same input: the largest change float32 rounding causes
+in the PyTorch model itself (float32 vs float64 PyTorch). An export that computes the same function lands within a
+small multiple of it; a wrong region grid or a flipped route lands orders of magnitude above it.
 """
 
 from __future__ import annotations
 
 import copy
 import shutil
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import routing_layers
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import ASSETS
 
-from conftest import routing_layers, wake_branches
-from ultralytics_biformer import BRA, BiLevelRoutingAttention, region_grid
-from ultralytics_biformer import functional as Fn
+from ultralytics_biformer import region_grid
+
+pytestmark = pytest.mark.slow
 
 IMAGES = ("bus.jpg", "zidane.jpg")  # shipped inside the Ultralytics package
 NOISE_MULTIPLE = 10  # exported output may differ from PyTorch by this multiple of PyTorch's own float32 noise
@@ -207,79 +208,6 @@ def assert_predictions_match(checkpoint, exported_model, label: str, imgsz: int,
 # ---------------------------------------------------------------------------------------------------------------------
 # The export path in PyTorch
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-SIZES = [(1, 1), (1, 6), (5, 1), (3, 4), (8, 8), (9, 7), (13, 20), (20, 20), (21, 11)]
-
-
-@pytest.mark.parametrize("n_win, topk", [(1, 1), (2, 2), (3, 4), (4, 3), (7, 4), (2, 4), (3, 9)])
-@pytest.mark.parametrize("fused", [False, True])
-def test_export_path_equals_eager_path(n_win, topk, fused):
-    """The operator traced at one size computes exactly what it does eagerly at every size, padded or not, routed or
-    global, and tracing it freezes nothing."""
-
-    def operator(q, k, v):
-        return Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused)
-
-    g = torch.Generator().manual_seed(n_win * 10 + topk)
-    example = tuple(torch.randn(2, 2, d, 9, 7, generator=g, dtype=torch.float64) for d in (4, 4, 6))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", torch.jit.TracerWarning)
-        traced = torch.jit.trace(operator, example, check_trace=False)
-    for h, w in SIZES:
-        q, k = torch.randn(2, 2, 2, 4, h, w, generator=g, dtype=torch.float64).unbind(0)
-        v = torch.randn(2, 2, 6, h, w, generator=g, dtype=torch.float64)
-        eager, export = operator(q, k, v), traced(q, k, v)
-        torch.testing.assert_close(export, eager, rtol=1e-12, atol=1e-12, msg=f"{h}x{w} n_win={n_win} topk={topk}")
-
-
-def test_traced_module_follows_the_input_size():
-    """A BRA block traced at one size computes the eager result at other sizes, and tracing it warns of nothing frozen."""
-    torch.manual_seed(0)
-    block = wake_branches(BRA(64, n_win=4, topk=3)).eval()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        traced = torch.jit.trace(block, torch.randn(1, 64, 16, 16), check_trace=False)
-    frozen = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
-    assert not frozen, f"tracing froze values: {[str(w.message) for w in frozen]}"
-    with torch.no_grad():
-        for b, h, w in [(1, 16, 16), (2, 9, 13), (1, 1, 1), (3, 40, 24), (1, 5, 3), (2, 17, 16)]:
-            x = torch.randn(b, 64, h, w)
-            torch.testing.assert_close(traced(x), block(x), rtol=1e-4, atol=1e-5, msg=f"{b}x{h}x{w}")
-
-
-def test_a_frozen_grid_would_be_caught(monkeypatch):
-    """Negative control: traced without the export path, the grid freezes and the check above fails at other sizes."""
-    torch.manual_seed(0)
-    attn = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
-    monkeypatch.setattr(torch.jit, "is_tracing", lambda: False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(attn, torch.randn(1, 64, 16, 16), check_trace=False)
-    monkeypatch.undo()
-    x = torch.randn(1, 64, 10, 14)  # 4x4 regions of 3x4 instead of 4x4 tokens, padded
-    with torch.no_grad():
-        try:
-            wrong = traced(x)
-        except RuntimeError:
-            return  # frozen reshapes cannot even run at this size: also caught
-        assert not torch.allclose(wrong, attn(x), atol=1e-3), "a frozen grid went unnoticed"
-
-
-def test_coreml_path_equals_default_path():
-    """Ultralytics' exporter sets ``format='coreml'`` on every Attention, which then runs SDPA; ours gives the same."""
-    torch.manual_seed(0)
-    attn = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
-    coreml = BiLevelRoutingAttention(64, num_heads=2, n_win=4, topk=3).eval()
-    coreml.load_state_dict(attn.state_dict())
-    coreml.format = "coreml"
-    with torch.no_grad():
-        for h, w in [(16, 16), (13, 9), (1, 1), (40, 40)]:
-            x = torch.randn(2, 64, h, w)
-            torch.testing.assert_close(coreml(x), attn(x), rtol=1e-4, atol=1e-5)
-        traced = torch.jit.trace(coreml, torch.randn(1, 64, 16, 16), check_trace=False)
-        x = torch.randn(1, 64, 11, 19)
-        torch.testing.assert_close(traced(x), attn(x), rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

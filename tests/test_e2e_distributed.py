@@ -1,4 +1,5 @@
-"""Distributed training: biformer detectors are DDP-safe, proven with two gloo processes on CPU.
+"""End to end, distributed training: biformer detectors are DDP-safe, proven with two gloo processes on CPU (marked
+slow; the SyncBatchNorm conversion itself is tested in test_modules.py).
 
 Ultralytics trains on several GPUs with torch DDP (``find_unused_parameters=True`` unless compiling). The test here is
 stricter: ``find_unused_parameters=False``, under which any parameter that gets no gradient makes DDP raise at the
@@ -15,10 +16,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import detection_batch, wake_branches
 from torch.nn.parallel import DistributedDataParallel
 
-from conftest import detection_batch, wake_branches
 from ultralytics_biformer import BRA, C2PSA_BRA, C3k2_BRA
+
+pytestmark = pytest.mark.slow
 
 CONFIGS = ("yolo11n-biformer.yaml", "yolo26n-biformer.yaml")
 STEPS = 3
@@ -80,33 +83,6 @@ def test_ddp_two_gloo_processes(tmp_path, cfg):
     assert a["losses"] != b["losses"], "both ranks saw the same data: the test would not show gradient averaging"
     assert a["grad_checksums"] == b["grad_checksums"], "all-reduced gradients differ between ranks"
     assert torch.equal(a["params"], b["params"]), "replicas diverged"
-
-
-def test_sync_batchnorm_conversion():
-    """convert_sync_batchnorm reaches the BatchNorms inside our blocks, keeps every state-dict key, and the converted
-    model computes what the original does (eval; SyncBatchNorm's training forward needs CUDA, see the test below)."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(0)
-    model = DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False)
-    wake_branches(model)
-    model.eval()
-    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(DetectionModel("yolo11n-biformer.yaml", nc=2, verbose=False))
-    synced.load_state_dict(model.state_dict())
-    synced.eval()
-    assert not [n for n, m in synced.named_modules() if type(m) is torch.nn.BatchNorm2d]
-    inside_ours = [
-        m
-        for block in synced.modules()
-        if isinstance(block, (BRA, C2PSA_BRA, C3k2_BRA))
-        for m in block.modules()
-        if isinstance(m, torch.nn.SyncBatchNorm)
-    ]
-    assert inside_ours, "no SyncBatchNorm inside the biformer blocks"
-    assert synced.state_dict().keys() == model.state_dict().keys()
-    x = torch.rand(2, 3, 96, 128)
-    with torch.no_grad():
-        torch.testing.assert_close(synced(x)[0], model(x)[0])
 
 
 def _sync_bn_worker(rank: int, init_file: str) -> None:

@@ -1,4 +1,5 @@
-"""Area-bucket mAP: matched exactly as Ultralytics' validator matches, and scored per object size."""
+"""Tests of ``ultralytics_biformer.bench.metrics``: each task's metric keys, and area-bucket mAP, matched exactly as
+Ultralytics' validator matches and scored per object size."""
 
 from __future__ import annotations
 
@@ -198,3 +199,19 @@ def test_segment_and_pose_validators_keep_their_results_and_bucket_their_boxes(t
         assert np.array_equal(result["tp"], expected["tp"]) and np.array_equal(result[second], expected[second])
         assert np.array_equal(ours.area_buckets.stats["small"]["tp"][-1], expected["tp"])
     assert ours.area_buckets.compute()["small"] is not None
+
+
+def test_detect_records_keep_their_metric_keys():
+    from ultralytics_biformer.bench.metrics import TASK_METRICS
+
+    detect = TASK_METRICS["detect"]
+    assert [m.key for m in detect.accuracy] == [
+        "map",
+        "map50",
+        "precision",
+        "recall",
+        "map_small",
+        "map_medium",
+        "map_large",
+    ]
+    assert set(detect.curve_columns) == {"metrics/mAP50(B)", "metrics/mAP50-95(B)"}

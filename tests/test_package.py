@@ -1,60 +1,26 @@
-"""The ``ultralytics-biformer`` commands stay offline even when ``YOLO_OFFLINE`` is not set, and importing the package
-imports no Ultralytics until something of ours needs it (while ``import ultralytics_biformer`` still registers)."""
+"""Tests of the package's top level, ``ultralytics_biformer/__init__.py``: importing the package (or the cli) imports no
+Ultralytics until something of ours needs it, any first import of ours still registers, its exports resolve to the
+defining modules, and every module exports what its ``__all__`` names."""
 
 from __future__ import annotations
 
-import os
-import shutil
+import importlib
+import pkgutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from conftest import NETWORK_GUARD
+from helpers import env_without_yolo_offline
 
-from ultralytics_biformer.data.synthetic import CACHE_ENV
-
-
-def _environment(**extra: str) -> dict[str, str]:
-    """This process's environment without ``YOLO_OFFLINE`` (conftest.py sets it for every test), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k != "YOLO_OFFLINE"}
-    return {**env, **extra}
+import ultralytics_biformer
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", textwrap.dedent(code)]
-    proc = subprocess.run(command, env=_environment(**env), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(command, env=env_without_yolo_offline(**env), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def test_commands_use_no_network_without_yolo_offline(tmp_path):
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(NETWORK_GUARD)
-    log = tmp_path / "attempts.log"
-    image = tmp_path / "scene.png"
-    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8))
-    env = _environment(
-        PYTHONPATH=os.pathsep.join([str(guard), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        NETWORK_GUARD_LOG=str(log),
-        **{CACHE_ENV: str(tmp_path / "cache")},
-    )
-    script = shutil.which("ultralytics-biformer")
-    assert script, "the ultralytics-biformer console script is not installed"
-    commands = [
-        ["compare", "help"],
-        ["dataset", "preset=quick", "train=2", "val=1", "imgsz=64"],
-        ["routes", "model=yolo11n-biformer.yaml", f"source={image}", "imgsz=64", f"out={tmp_path / 'routes.png'}"],
-    ]
-    for command in commands:
-        proc = subprocess.run([script, *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "routes.png").is_file()
-    assert not log.exists(), log.read_text()[:3000]
 
 
 def test_importing_the_package_and_the_cli_imports_no_ultralytics():
@@ -118,3 +84,13 @@ def test_package_exports_resolve_to_the_defining_modules():
     assert set(ultralytics_biformer.__all__) <= set(dir(ultralytics_biformer))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         ultralytics_biformer.nope  # noqa: B018
+
+
+def test_every_module_exports_what_its_all_names():
+    missing = []
+    for info in pkgutil.walk_packages(ultralytics_biformer.__path__, "ultralytics_biformer."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        missing += [f"{info.name}.{name}" for name in getattr(module, "__all__", []) if not hasattr(module, name)]
+    assert not missing, missing

@@ -1,18 +1,16 @@
-"""The context-range benchmark: its one knob, its determinism, and the shortcuts it closes."""
+"""Tests of ``ultralytics_biformer.data.context``: the context-range benchmark; its one knob, its determinism, and the
+shortcuts it closes."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ultralytics_biformer.cli import main
-from ultralytics_biformer.data import synthetic
 from ultralytics_biformer.data.context import (
-    PLAIN,
     CONTEXT_CLASS_NAMES,
+    PLAIN,
     STRIPES,
     _texture,
     render_context_scene,
@@ -21,13 +19,10 @@ from ultralytics_biformer.data.context import (
 from ultralytics_biformer.data.presets import PRESET_SPECS
 from ultralytics_biformer.data.synthetic import DatasetSpec, generate_dataset
 
+pytestmark = pytest.mark.usefixtures("private_cache")  # every test gets its own empty dataset cache
+
 SIZE = 128
 DISTANCES = (0, 8, 24, 48)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
 
 
 def _scene(index: int, distance: int, kind: int, size: int = SIZE):
@@ -165,13 +160,3 @@ def test_scene_refuses_a_bad_kind_or_distance():
 def test_folders_differ_by_distance():
     names = [replace(PRESET_SPECS["context"], distance=d).folder_name for d in DISTANCES]
     assert len(set(names)) == len(DISTANCES) and all(n.endswith(f"-d{d}") for n, d in zip(names, DISTANCES))
-
-
-def test_dataset_command_makes_a_context_dataset(capsys):
-    assert main(["dataset", "style=context", "distance=12", "train=2", "val=2", "imgsz=64"]) == 0
-    out, err = capsys.readouterr()
-    path = Path(out.strip())
-    assert path.parent.name.endswith("-context-v1-d12") and path.is_file()
-    assert "preset context (the default of style=context)" in err and "distance 12px" in err
-    assert main(["dataset", "distance=12"]) == 2
-    assert "applies to style context only" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``ultralytics-biformer routes``: bad models fail as argument errors, points survive a shell, padding is marked."""
+"""Tests of ``ultralytics_biformer.cli.routes``: the ``routes`` command; points survive a shell, padding is marked,
+every image format saves, bad arguments are reported. How it loads a model= is in test_cli_models.py."""
 
 from __future__ import annotations
 
@@ -9,85 +10,11 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from helpers import png_size
 
-from ultralytics_biformer import config_dir
 from ultralytics_biformer.cli import main, routes
 from ultralytics_biformer.cli.args import parse_options
 from ultralytics_biformer.functional import region_grid
-
-
-@pytest.fixture(scope="module")
-def image_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("image") / "scene.png"
-    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (40, 100, 3), dtype=np.uint8))
-    return path
-
-
-@pytest.fixture(scope="module")
-def bad_models(tmp_path_factory):
-    """Model files routes must refuse, by name."""
-    root = tmp_path_factory.mktemp("models")
-    import torch
-    from ultralytics import YOLO
-
-    (root / "syntax.yaml").write_text("nc: 80\nbackbone: [[-1, 1, Conv, [64, 3, 2]]\n")
-    biformer = (config_dir() / "yolo11-biformer.yaml").read_text()
-    assert "[1024, 2, 2]] # 10" in biformer
-    (root / "yolo11n-zero-windows.yaml").write_text(biformer.replace("[1024, 2, 2]] # 10", "[1024, 0, 2]] # 10"))
-    (root / "corrupt.pt").write_bytes(b"not a checkpoint" * 8)
-    torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
-    YOLO("yolo11n.yaml").save(root / "stock.pt")
-    cv2.imwrite(str(root / "picture.png"), np.zeros((32, 32, 3), np.uint8))
-    return root
-
-
-def test_a_misspelt_bundled_name_is_named_by_routes_and_erf(image_file, capsys):
-    for command in ("routes", "erf"):
-        assert main([command, "model=yolo11n-biformr.yaml", f"source={image_file}"]) == 2
-        assert "did you mean 'yolo11n-biformer.yaml'?" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    "name, reason",
-    [
-        ("syntax.yaml", "does not build: ValueError: YAML syntax error"),
-        ("yolo11n-zero-windows.yaml", "does not build: ValueError: model YAML layer 10 (C2PSA_BRA): n_win must be"),
-        ("corrupt.pt", "corrupt.pt is not a loadable checkpoint"),
-        ("foreign.pt", "could not be loaded: "),
-        ("stock.pt", "has no bi-level routing attention layers"),
-        ("picture.png", "expected a model YAML (.yaml, .yml) or a local checkpoint (.pt, .pth)"),
-        ("missing.yaml", "no such file, and no stock or bundled model YAML has that name; give a model YAML"),
-    ],
-)
-def test_bad_model_is_a_one_line_argument_error(name, reason, bad_models, image_file, tmp_path, capsys):
-    out = tmp_path / "routes.png"
-    assert main(["routes", f"model={bad_models / name}", f"source={image_file}", "imgsz=64", f"out={out}"]) == 2
-    err = capsys.readouterr().err.splitlines()
-    first = next(i for i, line in enumerate(err) if line.startswith("ultralytics-biformer routes: error:"))
-    assert f"model={bad_models / name}" in err[first] and reason in err[first], err[first]
-    assert err[first + 1].startswith("Run 'ultralytics-biformer routes help'")  # the message took one line
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("name", ["corrupt.pt", "foreign.pt"])
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["compare", "models=MODEL"],
-        ["compare", "pretrained=MODEL"],
-        ["routes", "model=MODEL", "source=IMAGE"],
-        ["erf", "model=MODEL", "source=IMAGE"],
-    ],
-)
-def test_bad_checkpoints_get_one_clean_line_from_every_command(name, command, bad_models, image_file, capsys):
-    arguments = [a.replace("MODEL", str(bad_models / name)).replace("IMAGE", str(image_file)) for a in command]
-    assert main(arguments) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    first = next(i for i, line in enumerate(err) if line.startswith(f"ultralytics-biformer {command[0]}: error:"))
-    assert "could not be loaded: " in err[first] and str(bad_models / name) in err[first]
-    assert err[first + 1].startswith(f"Run 'ultralytics-biformer {command[0]} help'")  # one line
-    for foreign_word in ("Error", "ERROR", "yolo26n", "Recommended", "official"):
-        assert foreign_word not in err[first], err[first]
 
 
 def test_points_are_separated_by_a_slash_and_semicolons_are_refused():
@@ -251,3 +178,58 @@ def test_routes_uses_the_checkpoint_training_size_and_says_when_weights_are_rand
     )
     out = capsys.readouterr().out
     assert "random weights (a YAML: not trained); imgsz 96 (imgsz= as given, 70 rounded up to a multiple of 32)" in out
+
+
+def test_routes_draws_every_bra_layer_of_an_untrained_model(scene_image, tmp_path, capsys):
+    from ultralytics_biformer.cli import routes
+    from ultralytics_biformer.cli.offline import offline_ultralytics
+
+    out = tmp_path / "routes.png"
+    assert (
+        main(
+            [
+                "routes",
+                "model=yolo11n-biformer.yaml",
+                f"source={scene_image}",
+                "imgsz=128",
+                f"out={out}",
+                "points=0.5,0.5/0.1,0.9",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    width, height = png_size(out)
+    assert width > 4 * height / 2  # four BRA layers in one row
+
+    offline_ultralytics()
+    model = routes._load_model("yolo11n-biformer.yaml")
+    layers = routes.capture_routes(model, routes.letterbox(np.zeros((50, 80, 3), np.uint8), 128))
+    assert [layer.name for layer in layers] == [
+        "model.10.m.0.attn",
+        "model.16.bra.attn",
+        "model.19.bra.attn",
+        "model.22.bra.attn",
+    ]
+    for layer in layers:
+        regions, k = layer.routes.shape
+        assert regions == layer.grid.num_regions and 1 <= k <= regions
+        assert ((layer.routes >= 0) & (layer.routes < regions)).all()
+        assert layer.box_of(regions - 1)[2:] == (layer.width * layer.stride, layer.height * layer.stride)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["model=yolo11n.yaml"], "has no bi-level routing attention layers"),
+        (["model=missing.pt"], "model=missing.pt: no such file"),
+        (["model=yolo11n-biformer.yaml", "points=0.5,1.5"], "outside [0, 1]"),
+        (["model=yolo11n-biformer.yaml", "source=/nonexistent.jpg"], "not a readable image file"),
+        (["source=x.jpg"], "routes needs model=..."),
+    ],
+)
+def test_bad_routes_arguments_are_reported(arguments, message, scene_image, capsys):
+    if not any(a.startswith("source=") for a in arguments):
+        arguments = [*arguments, f"source={scene_image}"]
+    assert main(["routes", *arguments]) == 2
+    assert message in capsys.readouterr().err
