@@ -27,8 +27,8 @@ def test_points_are_separated_by_a_slash_and_semicolons_are_refused():
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_help_example_pasted_into_a_shell_passes_every_point():
-    example = next(line for line in routes.usage().splitlines() if line.startswith("example:"))
-    command = example.removeprefix("example:").strip()
+    lines = routes.usage().splitlines()
+    command = lines[lines.index("examples:") + 1].strip()
     stub = 'ultralytics-biformer() { printf "%s\\n" "$@"; }'  # prints the arguments the shell passes
     passed = subprocess.run(["bash", "-c", f"{stub}\n{command}"], capture_output=True, text=True).stdout.splitlines()
     assert passed == shlex.split(command)[1:]

@@ -16,6 +16,7 @@ __all__ = [
     "comma_list",
     "non_negative_int",
     "parse_options",
+    "usage_text",
     "positive_int",
     "text",
 ]
@@ -51,9 +52,10 @@ class Option:
     help: str
 
 
-def keys_help(options: list[Option]) -> str:
-    """The ``keys:`` lines of a usage text, one per option, each naming its default unless its help already does."""
-    width = max(len(o.key) for o in options)
+def keys_help(options: list[Option], width: int = 0) -> str:
+    """The ``keys:`` lines of a usage text, one per option, each naming its default unless its help already does; keys
+    are padded to ``width`` or the longest key."""
+    width = max(width, *(len(o.key) for o in options))
     lines = []
     for o in options:
         text = o.help
@@ -62,6 +64,38 @@ def keys_help(options: list[Option]) -> str:
             text += f" (default {shown})"
         lines.append(f"  {o.key:<{width}}  {text}")
     return "\n".join(lines)
+
+
+def usage_text(
+    command: str,
+    synopsis: str,
+    about: str,
+    options: list[Option],
+    examples: list[str],
+    sections: dict[str, list[tuple[str, str]]] | None = None,
+) -> str:
+    """A command's help text, laid out alike for every command.
+
+    Args:
+        command (str): The subcommand, e.g. ``"compare"``.
+        synopsis (str): What follows the command in the usage line, e.g. ``"model=... [key=value ...]"``.
+        about (str): What the command does, as wrapped lines; paragraphs separated by blank lines.
+        options (list[Option]): Its keys, listed with their help and defaults (:func:`keys_help`).
+        examples (list[str]): Example command lines.
+        sections (dict, optional): Further named lists after the keys, each of ``(name, text)`` rows (e.g. presets),
+            aligned with the keys.
+
+    Returns:
+        (str): The text, ending with a newline.
+    """
+    width = max(
+        len(name) for name in [o.key for o in options] + [n for rows in (sections or {}).values() for n, _ in rows]
+    )
+    blocks = [f"usage: ultralytics-biformer {command} {synopsis}", about.strip("\n"), "keys:\n" + keys_help(options, width)]
+    for title, rows in (sections or {}).items():
+        blocks.append(f"{title}:\n" + "\n".join(f"  {name:<{width}}  {text}" for name, text in rows))
+    blocks.append("examples:\n" + "\n".join(f"  {example}" for example in examples))
+    return "\n\n".join(blocks) + "\n"
 
 
 def parse_options(tokens: list[str], options: list[Option], command: str) -> dict[str, Any]:

@@ -27,11 +27,11 @@ from .args import (
     choice,
     comma_list,
     image_size,
-    keys_help,
     non_negative_int,
     parse_options,
     positive_int,
     text,
+    usage_text,
 )
 
 __all__ = ["OPTIONS", "run", "usage"]
@@ -137,25 +137,33 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``compare``."""
-    width = max(len(o.key) for o in OPTIONS)
-    lines = keys_help(OPTIONS).splitlines()
-    presets = "\n".join(
-        f"  {name:<{width}}  epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
-        + "".join(f"{k}={v} " for k, v in p.extra.items())
-        + (f"dataset={p.dataset.train} train + {p.dataset.val} val images" if name != "ultralytics" else "your data=")
+    presets = [
+        (
+            name,
+            f"epochs={p.epochs} imgsz={p.imgsz} batch={p.batch} seeds={p.seeds} "
+            + "".join(f"{k}={v} " for k, v in p.extra.items())
+            + (
+                f"dataset={p.dataset.train} train + {p.dataset.val} val images"
+                if name != "ultralytics"
+                else "your data="
+            ),
+        )
         for name, p in PRESETS.items()
-    )
-    return (
-        "usage: ultralytics-biformer compare [key=value ...]\n\n"
+    ]
+    return usage_text(
+        "compare",
+        "[key=value ...]",
         "Train each model under identical settings, then report accuracy (the task's own metrics, and by object size\n"
         "where there are boxes), size, CPU latency (PyTorch and ONNX Runtime), training time and peak memory as\n"
         "compare.md, compare.csv and compare.png in <project>/<name>. Re-running the same command resumes: finished\n"
-        "runs are not redone. Every task works: detect, segment, pose, obb, classify (all models must share one).\n\n"
-        "keys:\n" + "\n".join(lines) + f"\n\npresets:\n{presets}\n\n"
-        "examples:\n"
-        "  ultralytics-biformer compare models=yolo11n.yaml,yolo11n-biformer.yaml,yolo11n-biformer-backbone.yaml "
-        "epochs=3\n"
-        "  ultralytics-biformer compare task=segment preset=quick\n"
+        "runs are not redone. Every task works: detect, segment, pose, obb, classify (all models must share one).",
+        OPTIONS,
+        [
+            "ultralytics-biformer compare models=yolo11n.yaml,yolo11n-biformer.yaml,yolo11n-biformer-backbone.yaml "
+            "epochs=3",
+            "ultralytics-biformer compare task=segment preset=quick",
+        ],
+        {"presets": presets},
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from ..data.presets import PRESET_SPECS
 from ..data.synthetic import CACHE_ENV, CLASS_NAMES, STYLES, TASKS, VERSIONS, cached_dataset, ensure_dataset
-from .args import ArgumentError, ExitCode, Option, choice, keys_help, non_negative_int, parse_options, positive_int
+from .args import ArgumentError, ExitCode, Option, choice, non_negative_int, parse_options, positive_int, usage_text
 
 __all__ = ["OPTIONS", "run", "usage"]
 
@@ -45,14 +45,17 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``dataset``."""
-    keys = keys_help(OPTIONS)
-    presets = "\n".join(
-        f"  {name:<7}  {s.train} train + {s.val} val images, {s.imgsz}px, seed {s.seed}, "
-        + (f"style context, distance {s.distance}" if s.style == "context" else f"drawing v{s.version}")
+    presets = [
+        (
+            name,
+            f"{s.train} train + {s.val} val images, {s.imgsz}px, seed {s.seed}, "
+            + (f"style context, distance {s.distance}" if s.style == "context" else f"drawing v{s.version}"),
+        )
         for name, s in PRESET_SPECS.items()
-    )
-    return (
-        "usage: ultralytics-biformer dataset [key=value ...]\n\n"
+    ]
+    return usage_text(
+        "dataset",
+        "[key=value ...]",
         "Generate a context-tokens benchmark dataset (if not cached yet) and print the path to pass as data=: the\n"
         "data YAML, or for task=classify the dataset folder.\n"
         f"Classes: {', '.join(CLASS_NAMES)}. Small identical tokens are classed by the zone they sit in, which only\n"
@@ -62,12 +65,14 @@ def usage() -> str:
         "study (preset=study) was measured on, draws rings up to 2 px off their labels.\n"
         "style=context (default preset context) is the context-range benchmark: tokens classed token-in-stripes or\n"
         "token-in-plain by the background of their scene, which starts distance= pixels from every token centre.\n"
-        f"Cached under ${CACHE_ENV} or ~/.cache/ultralytics-biformer.\n\n"
-        f"keys:\n{keys}\n\npresets:\n{presets}\n\n"
-        "examples:\n"
-        "  yolo train data=$(ultralytics-biformer dataset preset=quick) model=yolo11n.yaml\n"
-        "  yolo train data=$(ultralytics-biformer dataset preset=quick task=pose) model=yolo11n-pose.yaml\n"
-        "  yolo train data=$(ultralytics-biformer dataset style=context distance=48) model=yolo11n-biformer.yaml\n"
+        f"Cached under ${CACHE_ENV} or ~/.cache/ultralytics-biformer.",
+        OPTIONS,
+        [
+            "yolo train data=$(ultralytics-biformer dataset preset=quick) model=yolo11n.yaml",
+            "yolo train data=$(ultralytics-biformer dataset preset=quick task=pose) model=yolo11n-pose.yaml",
+            "yolo train data=$(ultralytics-biformer dataset style=context distance=48) model=yolo11n-biformer.yaml",
+        ],
+        {"presets": presets},
     )
 
 

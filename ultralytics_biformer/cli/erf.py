@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .args import ArgumentError, ExitCode, Option, keys_help, parse_options, positive_int, text
+from .args import ArgumentError, ExitCode, Option, parse_options, positive_int, text, usage_text
 from .models import CHECKPOINT, DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 __all__ = ["OPTIONS", "run", "usage"]
@@ -38,14 +38,14 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``erf``."""
-    keys = keys_help(OPTIONS)
-    return (
-        "usage: ultralytics-biformer erf model=... source=... [key=value ...]\n\n"
+    return usage_text(
+        "erf",
+        "model=... source=... [key=value ...]",
         "Measure the effective receptive field (Luo et al., 2016) of each detection level: the mean absolute\n"
         "gradient of the level's centre position with respect to the input image. Prints, per level, the radii in\n"
-        "input pixels of the disks around the centre that hold 50% and 90% of it, and draws the fields.\n\n"
-        f"keys:\n{keys}\n\n"
-        "example: ultralytics-biformer erf model=runs/detect/train/weights/best.pt source=val/images\n"
+        "input pixels of the disks around the centre that hold 50% and 90% of it, and draws the fields.",
+        OPTIONS,
+        ["ultralytics-biformer erf model=runs/detect/train/weights/best.pt source=val/images"],
     )
 
 

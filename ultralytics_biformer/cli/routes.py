@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .args import ArgumentError, ExitCode, Option, keys_help, parse_options, positive_int, text
+from .args import ArgumentError, ExitCode, Option, parse_options, positive_int, text, usage_text
 from .models import DEFAULT_IMGSZ, describe_weights, inference_size, load_model
 
 if TYPE_CHECKING:
@@ -94,14 +94,14 @@ OPTIONS = [
 
 def usage() -> str:
     """The help text of ``routes``."""
-    keys = keys_help(OPTIONS)
-    return (
-        "usage: ultralytics-biformer routes model=... source=... [key=value ...]\n\n"
+    return usage_text(
+        "routes",
+        "model=... source=... [key=value ...]",
         "Draw, for each query point, the key regions every bi-level routing attention layer routes it to.\n\n"
         "Routed regions that lie on the letterbox padding (the grey border added to make the image square) are\n"
-        "hatched, not filled.\n\n"
-        f"keys:\n{keys}\n\nexample: ultralytics-biformer routes model=yolo11n-biformer.yaml source=image.jpg "
-        "'points=0.5,0.5/0.1,0.9'\n"
+        "hatched, not filled.",
+        OPTIONS,
+        ["ultralytics-biformer routes model=yolo11n-biformer.yaml source=image.jpg 'points=0.5,0.5/0.1,0.9'"],
     )
 
 
