@@ -223,20 +223,18 @@ def _route(
 # Level two: token attention. ``_attend`` computes softmax(q k^T * scale) v either through PyTorch's fused kernel or
 # explicitly; the three strategies below differ only in which keys each query region sees and how they are fetched.
 
-# With autograd, while all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats
-# the fused CPU kernel, forward and backward; past that it turns memory-bound and the fused kernel wins. Without
-# autograd the fused kernel is as fast or faster at every size measured (docs/design.md, benchmarks/).
+# While all the scores of a call fit in cache (4 Mi floats, 16 MiB), the explicit matmul-softmax beats the fused CPU
+# kernel, forward and backward; past that it turns memory-bound and the fused kernel wins (docs/design.md).
 FUSED_MIN_SCORES = 1 << 22
 
 # Without autograd, routed keys and values are gathered for this many bytes of query regions at a time.
 GATHER_BLOCK_BYTES = 16 << 20
 
 
-def _fused_is_faster(q: torch.Tensor, keys: int, needs_grad: bool) -> bool:
+def _fused_is_faster(q: torch.Tensor, keys: int) -> bool:
     """Whether the fused kernel is the faster path for queries ``q`` of shape ``(..., queries, d)`` against ``keys``
-    keys each: always on CUDA and for inference; on CPU with autograd once the scores would not fit in cache
-    (``FUSED_MIN_SCORES``)."""
-    return q.is_cuda or not needs_grad or q.shape[:-1].numel() * keys >= FUSED_MIN_SCORES
+    keys each: always on CUDA; on CPU once the scores would not fit in cache (``FUSED_MIN_SCORES``)."""
+    return q.is_cuda or q.shape[:-1].numel() * keys >= FUSED_MIN_SCORES
 
 
 def _attend(q, k, v, mask, scale, fused):
@@ -507,15 +505,14 @@ def routing_attention_heads(
     mask = real if tracing or grid.padded else None  # all True otherwise: attention needs no mask
     every_region = topk >= n_win * n_win or (not tracing and topk >= grid.num_regions)
     routes = None if every_region else _route(q, k, grid, real, topk, best_first=tracing)  # (B, R, K)
-    needs_grad = _needs_grad(q, k, v)
     if fused is None:
-        fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens, needs_grad)
+        fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens)
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before any gather, which multiplies k and v by K
 
     if every_region:
         out = _global_attention(q, k, v, mask, lead, grid, scale, fused)
-    elif tracing or needs_grad:
+    elif tracing or _needs_grad(q, k, v):
         out = _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused)
     else:
         out = _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused)
