@@ -1,8 +1,8 @@
 """The work behind ``compare``, one job per process: ``python -m ultralytics_biformer.bench.worker KIND JOB.json``.
 
-``KIND`` is ``train`` or ``bench``; ``JOB.json`` holds the job's arguments and the path of the JSON record to write on success. Running each job in a
-fresh process gives every model the same clean start, lets a job's peak memory be measured on its own, and means an
-interrupted comparison loses at most the job in progress.
+``KIND`` is ``train`` or ``bench``; ``JOB.json`` holds the job's arguments and the path of the JSON record to write
+on success. Running each job in a fresh process gives every model the same clean start, lets a job's peak memory be
+measured on its own, and means an interrupted comparison loses at most the job in progress.
 
 - ``train``: trains one model with one seed through Ultralytics (the stock trainer of the model's task), then validates
   its best weights once with the task's validator, which for tasks with boxes also scores COCO area buckets, and

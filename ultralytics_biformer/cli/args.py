@@ -88,11 +88,11 @@ def usage_text(
     Returns:
         (str): The text, ending with a newline.
     """
-    width = max(
-        len(name) for name in [o.key for o in options] + [n for rows in (sections or {}).values() for n, _ in rows]
-    )
-    blocks = [f"usage: ultralytics-biformer {command} {synopsis}", about.strip("\n"), "keys:\n" + keys_help(options, width)]
-    for title, rows in (sections or {}).items():
+    sections = sections or {}
+    width = max(len(name) for name in [o.key for o in options] + [n for rows in sections.values() for n, _ in rows])
+    blocks = [f"usage: ultralytics-biformer {command} {synopsis}", about.strip("\n")]
+    blocks.append("keys:\n" + keys_help(options, width))
+    for title, rows in sections.items():
         blocks.append(f"{title}:\n" + "\n".join(f"  {name:<{width}}  {text}" for name, text in rows))
     blocks.append("examples:\n" + "\n".join(f"  {example}" for example in examples))
     return "\n\n".join(blocks) + "\n"
