@@ -142,6 +142,20 @@ def test_console_has_one_line_per_run_start_and_end_and_logs_hold_ultralytics_ou
 
 
 @pytest.mark.slow
+def test_models_are_benchmarked_together_in_one_interleaved_worker(compared):
+    """Latency ratios measured on a busy machine stay fair only if the models share its load: one worker times them
+    round-robin, and every model still gets its own record."""
+    run_dir, _, console = compared
+    assert sorted(p.name for p in (run_dir / "logs").glob("*bench*")) == ["benchmarks.log"]
+    job = json.loads((run_dir / "records" / "benchmarks.job.json").read_text())
+    assert [Path(m["model"]).name for m in job["models"]] == MODELS
+    for model in MODELS:
+        record = json.loads((run_dir / "records" / f"{Path(model).stem}-bench.json").read_text())
+        assert record["job"] == "bench" and record["torch_ms"] > 0 and record["onnx_ms"] > 0
+    assert "timed interleaved" in console and "timed in interleaved rounds" in (run_dir / "compare.md").read_text()
+
+
+@pytest.mark.slow
 def test_one_seed_reports_that_no_verdict_is_possible(compared):
     run_dir, *_ = compared
     table = (run_dir / "compare.md").read_text()

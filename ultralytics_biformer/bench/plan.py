@@ -154,13 +154,20 @@ class Plan:
             job["threads"] = max(1, (os.cpu_count() or 1) // self.jobs)
         return job
 
-    def bench_job(self, model: ModelEntry, weights: str) -> dict[str, Any]:
+    def bench_job(self, weights: dict[ModelEntry, str]) -> dict[str, Any]:
+        """One benchmark job for the models in ``weights`` (each with the weights to measure), timed interleaved."""
         return {
-            "model": model.source,
-            "model_digest": model.digest,
-            "weights": weights,
+            "models": [
+                {
+                    "model": model.source,
+                    "model_digest": model.digest,
+                    "weights": path,
+                    "record": str(self.bench_record(model)),
+                }
+                for model, path in weights.items()
+            ],
             "bench_args": self.bench_args,
-            "record": str(self.bench_record(model)),
+            "record": str(self.run_dir / "records" / "benchmarks"),  # names the job file only: each model has its own
         }
 
 

@@ -58,7 +58,9 @@ def notes(task: TaskMetrics) -> str:
 
 _COST_NOTES = """\
 - PyTorch / ONNX ms: median CPU latency per image at batch 1 and imgsz x imgsz, same thread count for both: the
-  fused PyTorch model, and the ONNX export in ONNX Runtime (CPU provider); raw model outputs, before any NMS.
+  fused PyTorch model, and the ONNX export in ONNX Runtime (CPU provider); raw model outputs, before any NMS. The
+  models benchmarked together are timed in interleaved rounds, so load on the machine slows them alike and their
+  ratios stay fair; milliseconds measured on a busy machine are still high.
 - train s/epoch: mean wall time of an epoch's training pass, validation excluded.
 - peak RSS MiB: peak resident memory of the training process (ru_maxrss; includes the Python, PyTorch and
   Ultralytics runtime, excludes dataloader worker processes).

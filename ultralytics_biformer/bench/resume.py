@@ -117,10 +117,11 @@ def _is_ours(plan: Plan) -> bool:
         return False
     for record in (plan.run_dir / "records").glob("*.json"):  # records, and job files of runs started there
         try:
-            model = json.loads(record.read_text()).get("model")
+            data = json.loads(record.read_text())
         except (OSError, ValueError):
             return False  # a record this plan cannot read is not this plan's
-        if not any(_same_file(model, planned.source) for planned in plan.models):
+        named = [m.get("model") for m in data["models"]] if "models" in data else [data.get("model")]  # benchmark jobs
+        if not all(any(_same_file(model, planned.source) for planned in plan.models) for model in named):
             return False
     return not _holds_other_unfinished_runs(plan)
 

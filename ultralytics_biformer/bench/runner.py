@@ -184,6 +184,9 @@ def _local_weights(plan: Plan, model: ModelEntry, seeds: list[int]) -> str | Non
 
 
 def _bench_all(plan: Plan, outcome: Outcome) -> None:
+    """Benchmark every model that has a trained run and no benchmark record, all in one worker process that times
+    them in interleaved rounds, so that a busy machine slows every model alike and the ratios stay fair."""
+    ready: dict[ModelEntry, str] = {}
     for j, model in enumerate(plan.models, 1):
         what = f"benchmark {j}/{len(plan.models)} {model.spec}"
         if plan.bench_record(model).is_file():
@@ -206,12 +209,19 @@ def _bench_all(plan: Plan, outcome: Outcome) -> None:
                 f"runs/<model>-seed<N>/ folder into {plan.run_dir}, or delete one record to retrain that run"
             )
             continue
-        log = plan.run_dir / "logs" / f"{model.label}-bench.log"
-        say(f"{what}: parameters, GFLOPs, PyTorch and ONNX Runtime latency (log: {log.relative_to(plan.run_dir)})")
-        code = _start("bench", plan.bench_job(model, weights), log).wait()
+        ready[model] = weights
+    if not ready:
+        return
+    log = plan.run_dir / "logs" / "benchmarks.log"
+    say(
+        f"benchmarking {', '.join(m.spec for m in ready)}: parameters, GFLOPs, PyTorch and ONNX Runtime latency, "
+        f"timed interleaved (log: {log.relative_to(plan.run_dir)})"
+    )
+    code = _start("bench", plan.bench_job(ready), log).wait()
+    for model in ready:
         if code != 0 or not plan.bench_record(model).is_file():
             outcome.failed(model.label, None, f"benchmark failed (worker exit code {code}); see {log}")
-            say(f"{what}: FAILED with exit code {code}; see {log}")
+            say(f"benchmark of {model.spec}: FAILED with exit code {code}; see {log}")
 
 
 def run_plan(plan: Plan) -> Outcome:

@@ -9,9 +9,10 @@ measured on its own, and means an interrupted comparison loses at most the job i
   records the task's metrics (see :data:`ultralytics_biformer.bench.metrics.TASK_METRICS`), per-epoch curves, training
   time per epoch and peak memory. A job with ``resume`` (the ``last.pt`` of the same job, interrupted) continues that
   training through Ultralytics' own resume, and its record says from which epoch.
-- ``bench``: measures one trained model: parameters, GFLOPs, and CPU latency at batch 1 in PyTorch (fused) and, after
-  ONNX export, in ONNX Runtime, with the same thread count for both (timed by :mod:`.latency`).
-  A failed export is recorded, not raised.
+- ``bench``: measures every trained model of the comparison in one process: parameters, GFLOPs, and CPU latency at
+  batch 1 in PyTorch (fused) and, after ONNX export, in ONNX Runtime, with the same thread count for both, the models
+  timed in interleaved rounds (by :mod:`.latency`) so that their ratios hold on a busy machine. Each model gets its
+  own record; a failed export is recorded, not raised.
 """
 
 from __future__ import annotations
@@ -153,61 +154,73 @@ def train(job: dict) -> TrainRecord:
     )
 
 
-def _onnx_latency(weights: str, imgsz: int, threads: int, warmup: int, iters: int) -> float:
-    import numpy as np
+def _onnx_session(weights: str, imgsz: int, threads: int):
+    """An ONNX Runtime session of ``weights`` exported as Ultralytics exports it (static, batch 1), on the CPU."""
     import onnxruntime as ort
     from ultralytics import YOLO
-
-    from .latency import median_ms
 
     path = YOLO(weights).export(format="onnx", imgsz=imgsz, device="cpu", batch=1, dynamic=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    return median_ms({"onnx": lambda: session.run(None, {name: x})}, warmup, iters)["onnx"]
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def bench(job: dict) -> BenchRecord:
-    """Measure one trained model's size, compute and CPU latency; return its record."""
+def bench(job: dict) -> dict[str, BenchRecord]:
+    """Measure the size, compute and CPU latency of every model of the job; return their records by record path.
+
+    The models are timed in interleaved rounds, PyTorch first and then ONNX Runtime, so that a spell of load on the
+    machine slows them alike. A model whose export or ONNX inference fails gets no ONNX latency, and says why.
+    """
+    import numpy as np
     import torch
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
     from ..cli.models import one_line
-    from .latency import torch_latency_ms
+    from .latency import median_ms, torch_latency_ms
 
     args = job["bench_args"]
-    imgsz, warmup, iters = args["imgsz"], args["warmup"], args["iters"]
-    threads = args["threads"]
+    imgsz, warmup, iters, threads = args["imgsz"], args["warmup"], args["iters"], args["threads"]
     torch.set_num_threads(threads)
-    model = YOLO(job["weights"]).model.float().cpu().eval()
+    models = {m["record"]: YOLO(m["weights"]).model.float().cpu().eval() for m in job["models"]}
+    torch_ms = torch_latency_ms(models, imgsz, warmup, iters)
+    sessions, errors = {}, {}
+    for m in job["models"]:
+        try:
+            sessions[m["record"]] = _onnx_session(m["weights"], imgsz, threads)
+        except Exception as e:  # noqa: BLE001 - reported in the table, so that one model's export failure spoils no other result
+            errors[m["record"]] = one_line(e, limit=300)
+            print(f"ONNX export of {m['model']} failed: {errors[m['record']]}", file=sys.stderr)
+    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    runs = {key: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x})) for key, s in sessions.items()}
     try:
-        onnx_ms, onnx_error = _onnx_latency(job["weights"], imgsz, threads, warmup, iters), None
-    except Exception as e:  # noqa: BLE001 - reported in the table, so that one model's export failure spoils no other result
-        onnx_ms, onnx_error = None, one_line(e, limit=300)
-        print(f"ONNX export or inference of {job['model']} failed: {onnx_error}", file=sys.stderr)
-    return BenchRecord(
-        model=job["model"],
-        params=sum(p.numel() for p in model.parameters()),
-        gflops=round(get_flops(model, imgsz), 3),
-        torch_ms=torch_latency_ms({"torch": model}, imgsz, warmup, iters)["torch"],
-        onnx_ms=onnx_ms,
-        onnx_error=onnx_error,
-        threads=threads,
-        imgsz=imgsz,
-        weights=job["weights"],
-        model_digest=job.get("model_digest"),
-        bench_args=args,
-    )
+        onnx_ms = median_ms(runs, warmup, iters) if runs else {}
+    except Exception as e:  # noqa: BLE001 - as above: no model's ONNX latency, every other figure kept
+        onnx_ms, errors = {}, {**{key: one_line(e, limit=300) for key in runs}, **errors}
+        print(f"ONNX inference failed: {one_line(e)}", file=sys.stderr)
+    return {
+        m["record"]: BenchRecord(
+            model=m["model"],
+            params=sum(p.numel() for p in models[m["record"]].parameters()),
+            gflops=round(get_flops(models[m["record"]], imgsz), 3),
+            torch_ms=torch_ms[m["record"]],
+            onnx_ms=onnx_ms.get(m["record"]),
+            onnx_error=errors.get(m["record"]),
+            threads=threads,
+            imgsz=imgsz,
+            weights=m["weights"],
+            model_digest=m.get("model_digest"),
+            bench_args=args,
+        )
+        for m in job["models"]
+    }
 
 
 JOBS = {"train": train, "bench": bench}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one job: ``worker {train,bench} JOB.json``; writes the job's record to ``job["record"]``."""
+    """Run one job: ``worker {train,bench} JOB.json``; writes the job's record (a benchmark job: one per model)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in JOBS:
         print(
@@ -219,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     offline_ultralytics()
     job = json.loads(Path(argv[1]).read_text())
     try:
-        record = JOBS[argv[0]](job)
+        result = JOBS[argv[0]](job)
     except KeyboardInterrupt:
         print(f"{argv[0]} job interrupted; no record written", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    record.save(Path(job["record"]))
+    for path, record in result.items() if isinstance(result, dict) else [(job["record"], result)]:
+        record.save(Path(path))
     return ExitCode.OK
 
 
