@@ -65,6 +65,17 @@ def test_report_header_states_latency_threads_only_when_measured(tmp_path, bench
     assert any(line in text for text in header) and not any("?" in text for text in header)
 
 
+def test_report_header_states_the_load_the_latency_was_timed_under(tmp_path):
+    """A reader judges the milliseconds by the load the machine carried; records that predate the field say nothing."""
+    settings = dict(data="d.yaml", preset="study", epochs=1, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
+    plan = Plan(tmp_path, [], [0], {}, {}, {**settings, "device": "cpu", "seeds": [0]})
+    timed = [{"bench": BenchRecord("m.yaml", params=1, threads=1, load_average=1.5)}]
+    header = "\n".join(report._settings_lines(plan, timed))
+    assert "models timed interleaved; 1-minute load average when timed: 1.5" in header
+    older = [{"bench": BenchRecord("m.yaml", params=1, threads=1)}]
+    assert "load average" not in "\n".join(report._settings_lines(plan, older))
+
+
 def test_report_header_names_the_runs_that_resumed_and_after_which_epoch(tmp_path):
     settings = dict(data="d.yaml", preset="study", epochs=9, imgsz=64, batch=2, workers=0, optimizer="auto", extra={})
     plan = Plan(tmp_path, [], [0, 1], {}, {}, {**settings, "device": "cpu", "seeds": [0, 1]})

@@ -151,8 +151,10 @@ def test_models_are_benchmarked_together_in_one_interleaved_worker(compared):
     assert [Path(m["model"]).name for m in job["models"]] == MODELS
     for model in MODELS:
         record = json.loads((run_dir / "records" / f"{Path(model).stem}-bench.json").read_text())
-        assert record["job"] == "bench" and record["torch_ms"] > 0 and record["onnx_ms"] > 0
-    assert "timed interleaved" in console and "timed in interleaved rounds" in (run_dir / "compare.md").read_text()
+        assert record["job"] == "bench" and record["torch_ms"] > 0 and record["onnx_ms"] > 0 and record["load_average"] >= 0
+    report = (run_dir / "compare.md").read_text()
+    assert "timed interleaved" in console and "timed in interleaved rounds" in report
+    assert "models timed interleaved; 1-minute load average when timed: " in report
 
 
 @pytest.mark.slow

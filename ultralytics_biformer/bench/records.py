@@ -149,6 +149,8 @@ class BenchRecord(_Record):
         weights (str | None): The weights measured.
         model_digest (str | None): As in :class:`TrainRecord`.
         bench_args (dict): The benchmark settings.
+        load_average (float | None): The machine's 1-minute load average when the timing started (None where the
+            platform has none, and in records that predate it).
     """
 
     JOB: ClassVar[str] = "bench"
@@ -164,6 +166,7 @@ class BenchRecord(_Record):
     weights: str | None = field(default=None, metadata=_NOT_IN_CSV)
     model_digest: str | None = field(default=None, metadata=_NOT_IN_CSV)
     bench_args: dict[str, Any] = field(default_factory=dict, metadata=_NOT_IN_CSV)
+    load_average: float | None = field(default=None, metadata=_NOT_IN_CSV)
 
 
 def _field_names(cls) -> set[str]:

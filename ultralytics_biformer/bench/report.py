@@ -420,6 +420,9 @@ def _workers(plan: Plan) -> str:
 
 def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
     threads = sorted({row["bench"].threads for row in rows if row["bench"]})
+    loads = sorted(
+        {row["bench"].load_average for row in rows if row["bench"] and row["bench"].load_average is not None}
+    )
     s = plan.settings
     resumed = ", ".join(
         f"`{row['model']}` seed {run.seed} after epoch {run.resumed_from_epoch}"
@@ -440,7 +443,8 @@ def _settings_lines(plan: Plan, rows: list[dict[str, Any]]) -> list[str]:
             f"seeds {', '.join(map(str, s['seeds']))}"
         ),
         (
-            f"- latency: CPU, {', '.join(map(str, threads))} thread(s), imgsz {s['imgsz']}"
+            f"- latency: CPU, {', '.join(map(str, threads))} thread(s), imgsz {s['imgsz']}, models timed interleaved"
+            + (f"; 1-minute load average when timed: {', '.join(map(str, loads))}" if loads else "")
             if threads
             else "- latency: no benchmark recorded yet"
         ),

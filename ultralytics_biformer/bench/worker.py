@@ -18,6 +18,7 @@ measured on its own, and means an interrupted comparison loses at most the job i
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -183,6 +184,7 @@ def bench(job: dict) -> dict[str, BenchRecord]:
     imgsz, warmup, iters, threads = args["imgsz"], args["warmup"], args["iters"], args["threads"]
     torch.set_num_threads(threads)
     models = {m["record"]: YOLO(m["weights"]).model.float().cpu().eval() for m in job["models"]}
+    load_average = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     torch_ms = torch_latency_ms(models, imgsz, warmup, iters)
     sessions, errors = {}, {}
     for m in job["models"]:
@@ -211,6 +213,7 @@ def bench(job: dict) -> dict[str, BenchRecord]:
             weights=m["weights"],
             model_digest=m.get("model_digest"),
             bench_args=args,
+            load_average=load_average,
         )
         for m in job["models"]
     }
