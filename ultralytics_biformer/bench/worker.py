@@ -219,7 +219,12 @@ def bench(job: dict) -> dict[str, BenchRecord]:
     }
 
 
-JOBS = {"train": train, "bench": bench}
+def _train_records(job: dict) -> dict[str, TrainRecord]:
+    return {job["record"]: train(job)}
+
+
+# Each job returns its records by the path they are saved to: a training run one, a benchmark one per model.
+JOBS = {"train": _train_records, "bench": bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     offline_ultralytics()
     job = json.loads(Path(argv[1]).read_text())
     try:
-        result = JOBS[argv[0]](job)
+        records = JOBS[argv[0]](job)
     except KeyboardInterrupt:
         print(f"{argv[0]} job interrupted; no record written", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    for path, record in result.items() if isinstance(result, dict) else [(job["record"], result)]:
+    for path, record in records.items():
         record.save(Path(path))
     return ExitCode.OK
 
