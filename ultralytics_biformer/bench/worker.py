@@ -186,20 +186,19 @@ def bench(job: dict) -> dict[str, BenchRecord]:
     models = {m["record"]: YOLO(m["weights"]).model.float().cpu().eval() for m in job["models"]}
     load_average = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     torch_ms = torch_latency_ms(models, imgsz, warmup, iters)
-    sessions, errors = {}, {}
+    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    runs, errors = {}, {}
     for m in job["models"]:
         try:
-            sessions[m["record"]] = _onnx_session(m["weights"], imgsz, threads)
+            session = _onnx_session(m["weights"], imgsz, threads)
+            feed = {session.get_inputs()[0].name: x}
+            session.run(None, feed)  # a model whose inference fails is left out here, not in the middle of the rounds
         except Exception as e:  # noqa: BLE001 - reported in the table, so that one model's export failure spoils no other result
             errors[m["record"]] = one_line(e, limit=300)
-            print(f"ONNX export of {m['model']} failed: {errors[m['record']]}", file=sys.stderr)
-    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    runs = {key: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x})) for key, s in sessions.items()}
-    try:
-        onnx_ms = median_ms(runs, warmup, iters) if runs else {}
-    except Exception as e:  # noqa: BLE001 - as above: no model's ONNX latency, every other figure kept
-        onnx_ms, errors = {}, {**{key: one_line(e, limit=300) for key in runs}, **errors}
-        print(f"ONNX inference failed: {one_line(e)}", file=sys.stderr)
+            print(f"ONNX export or inference of {m['model']} failed: {errors[m['record']]}", file=sys.stderr)
+        else:
+            runs[m["record"]] = lambda session=session, feed=feed: session.run(None, feed)
+    onnx_ms = median_ms(runs, warmup, iters) if runs else {}
     return {
         m["record"]: BenchRecord(
             model=m["model"],
