@@ -40,7 +40,7 @@ class _Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]):
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
