@@ -19,6 +19,8 @@ def _load_hook():
     if package is None or not package.submodule_search_locations:
         return None  # uninstalled, this file left behind
     location = os.path.join(package.submodule_search_locations[0], "_import_hook.py")
+    if not os.path.isfile(location):
+        return None  # a directory an uninstall left behind: nothing to run, and start-up must not fail over it
     spec = importlib.util.spec_from_file_location(name, location)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -112,3 +112,20 @@ def test_autoload_failure_is_reported_not_swallowed():
     )
     assert "stock still works" in proc.stdout
     assert "ultralytics-biformer could not register" in proc.stderr
+
+
+def test_autoload_ignores_a_package_directory_without_its_hook(tmp_path):
+    """An empty ``ultralytics_biformer/`` left on the path (an uninstall that left the directory, a stale checkout)
+    must not raise at every interpreter start-up."""
+    (tmp_path / "ultralytics_biformer").mkdir()
+    autoload = Path(__file__).parents[1] / "_ultralytics_biformer_autoload.py"
+    out = python(
+        f"""
+        import runpy, sys
+        from pathlib import Path
+        sys.modules.pop("ultralytics_biformer._import_hook")
+        sys.path[:] = [{str(tmp_path)!r}] + [p for p in sys.path if not Path(p, "ultralytics_biformer").is_dir()]
+        print(runpy.run_path({str(autoload)!r})["_hook"])
+        """
+    ).stdout.split("\n")[0]
+    assert out == "None"
