@@ -142,6 +142,11 @@ def _region_grid(height: int, width: int, n_win: int) -> RegionGrid:
 # The region partition below is written as reshape and permute with the grid's sizes rather than einops: einops reads
 # every dimension of its input and multiplies them out again, which under tracing records that arithmetic in every
 # exported graph (docs/design.md, "Export graphs", has the count). Each reshape carries its einops pattern in a comment.
+#
+# Each direction is two transposes of rank 4 and 5 rather than one of rank 7: channels move last (or back) as an image
+# layout change, and regions are then reordered as whole rows of ``region_w * d`` contiguous values. Eager PyTorch
+# copies either form as fast; ONNX Runtime's Transpose has fast paths only for the low-rank ones, which cut its layout
+# time in the BRA layers to a fraction (benchmarks/latency_profile.md, before and after).
 
 
 def _to_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
@@ -149,21 +154,31 @@ def _to_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
     heads, d = x.shape[1], x.shape[2]  # read before the pad, so a traced graph shares the reads with the caller's
     if torch.jit.is_tracing() or grid.padded:  # a traced graph pads at every size (by 0 where the grid fits)
         x = F.pad(x, (0, grid.cols * grid.region_w - grid.width, 0, grid.rows * grid.region_h - grid.height))
-    # b h d (nh sh) (nw sw) -> b h (nh nw) (sh sw) d
-    x = x.reshape(-1, heads, d, grid.rows, grid.region_h, grid.cols, grid.region_w).permute(0, 1, 3, 5, 4, 6, 2)
+    # b h d y x -> (b h) y x d
+    x = x.reshape(-1, d, grid.rows * grid.region_h, grid.cols * grid.region_w).permute(0, 2, 3, 1)
+    # (b h) (nh sh) (nw sw) d -> b h (nh nw) (sh sw) d
+    x = x.reshape(-1, grid.rows, grid.region_h, grid.cols, grid.region_w * d).transpose(2, 3)
     return x.reshape(-1, heads, grid.num_regions, grid.region_tokens, d)
 
 
 def _from_regions(x: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
     """Inverse of :func:`_to_regions`: ``(B, heads, regions, tokens, d)`` -> ``(B, heads*d, H, W)``."""
     heads, d = x.shape[1], x.shape[-1]
-    # b h (nh nw) (sh sw) d -> b (h d) (nh sh) (nw sw)
-    x = x.reshape(-1, heads, grid.rows, grid.cols, grid.region_h, grid.region_w, d).permute(0, 1, 6, 2, 4, 3, 5)
+    # b h (nh nw) (sh sw) d -> (b h) (nh sh) (nw sw) d
+    x = x.reshape(-1, grid.rows, grid.cols, grid.region_h, grid.region_w * d).transpose(2, 3)
+    # (b h) y x d -> b (h d) y x
+    x = x.reshape(-1, heads, grid.rows * grid.region_h, grid.cols * grid.region_w, d).permute(0, 1, 4, 2, 3)
     x = x.reshape(-1, heads * d, grid.rows * grid.region_h, grid.cols * grid.region_w)
     # The reshape is a no-op (a view of the crop); it states the output's shape as the input's (B, C, H, W), where the
     # crop alone leaves it as min(H, rows * region_h) in a traced graph: shape inference (onnxslim) cannot prove those
     # equal and would carry the expression, and the cost of reasoning about it, through every later layer.
     return x[..., : grid.height, : grid.width].reshape(-1, heads * d, grid.height, grid.width)
+
+
+def _padding_mask(grid: RegionGrid, device: torch.device) -> torch.Tensor | None:
+    """:func:`_real_token_mask` where the grid pads the map, or while tracing (a traced graph must hold at every size,
+    padded ones included); None otherwise, for every slot is then real and neither routing nor attention needs it."""
+    return _real_token_mask(grid, device) if torch.jit.is_tracing() or grid.padded else None
 
 
 def _real_token_mask(grid: RegionGrid, device: torch.device) -> torch.Tensor:
@@ -195,22 +210,21 @@ def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> to
     grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     if not torch.jit.is_tracing() and q.shape[0] == 0:  # reshapes to -1 cannot infer a size from an empty batch
         return torch.empty(0, grid.num_regions, min(topk, grid.num_regions), dtype=torch.long, device=q.device)
-    real = _real_token_mask(grid, q.device)
     q, k = _to_regions(q.unsqueeze(1), grid), _to_regions(k.unsqueeze(1), grid)
-    return _route(q, k, grid, real, topk, best_first=True)
+    return _route(q, k, grid, _padding_mask(grid, q.device), topk, best_first=True)
 
 
 def _route(
-    q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor, topk: int, best_first: bool
+    q: torch.Tensor, k: torch.Tensor, grid: RegionGrid, real: torch.Tensor | None, topk: int, best_first: bool
 ) -> torch.Tensor:
     """Routing on region-partitioned ``(B, heads, regions, tokens, d)`` tensors, ``real`` being the grid's
-    :func:`_real_token_mask`; see :func:`route_regions`. Routes come best first only when ``best_first``: level two
+    :func:`_padding_mask`; see :func:`route_regions`. Routes come best first only when ``best_first``: level two
     does not care about their order, and skipping the sort is cheaper."""
     # Autocast would run the affinity matmul in fp16, where it overflows to inf (every region then ties) or rounds
     # near-ties apart from the float32 routing of validation and export.
     with torch.no_grad(), _without_autocast(q.device.type):
         # Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean over real tokens.
-        counts = real.sum(-1, keepdim=True).float()  # (R, 1)
+        counts = grid.region_tokens if real is None else real.sum(-1, keepdim=True).float()  # (R, 1)
         # b h r d -> b r (h d): one descriptor per region over all heads' channels
         q_region, k_region = (
             t.sum(3, dtype=torch.float32).transpose(1, 2).reshape(t.shape[0], grid.num_regions, -1) / counts
@@ -240,10 +254,11 @@ def _fused_is_faster(q: torch.Tensor, keys: int) -> bool:
 def _attend(q, k, v, mask, scale, fused):
     """Softmax attention ``softmax(q k^T * scale) v`` over the last two dims of ``(..., tokens, dim)`` tensors.
 
-    ``mask`` is boolean (True = may attend) and broadcasts against the scores. The fused path needs q, k and v of one
-    width (see :func:`_fused_widths`).
+    ``mask`` is boolean (True = may attend) and broadcasts against the scores; the fused path needs q, k and v of one
+    width (see :func:`_fused_widths`). The explicit path takes no mask: its padding is masked in the keys beforehand
+    (:func:`_mask_in_keys`), and ``scale`` is None once q is scaled.
     """
-    return _fused_attention(q, k, v, mask, scale) if fused else _explicit_attention(q, k, v, mask, scale)
+    return _fused_attention(q, k, v, mask, scale) if fused else _explicit_attention(q, k, v, scale)
 
 
 def _fused_attention(q, k, v, mask, scale):
@@ -261,20 +276,33 @@ def _fused_attention(q, k, v, mask, scale):
     return out.view(*lead, *out.shape[-2:])
 
 
-def _explicit_attention(q, k, v, mask, scale):
-    """:func:`_attend` as matmul, masked fill and softmax: plain MatMul/Where/Softmax nodes in an exported graph."""
-    if _low_precision(q):
-        # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
-        # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels, which
-        # accumulate in float32. So scores and softmax run in float32 for these dtypes, autocast paused (it would cast
-        # the matmuls back), and the result takes the dtype the fused path would give.
-        dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
-        with _without_autocast(q.device.type):
-            return _explicit_attention(q.float(), k.float(), v.float(), mask, scale).to(dtype)
-    scores = (q * scale) @ k.transpose(-1, -2)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1) @ v
+def _explicit_attention(q, k, v, scale):
+    """:func:`_attend` as matmul and softmax: plain MatMul/Softmax nodes in an exported graph."""
+    q = q if scale is None else q * scale
+    return (q @ k.transpose(-1, -2)).softmax(dim=-1) @ v
+
+
+def _mask_in_keys(q, k, real, scale):
+    """Scale q and mask padded keys through one extra channel of q and k, for the explicit path.
+
+    q gains a channel of ones and k one of 0 at real tokens and the dtype's lowest value at padding, so every score is
+    ``scale * q.k`` plus 0 or that lowest value: padded keys weigh exp(-huge) = 0 after softmax. The mask then rides
+    along with k through the gather and costs one more column of the score matmul, where masking the scores costs a
+    pass over every score: in an exported graph, a Where node over all of them, which every traced graph has since it
+    must hold at padded sizes too. The fused path keeps a boolean mask: it may run in fp16, whose lowest value a large
+    real score could reach.
+
+    Args:
+        q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, dk)``; k alike.
+        real (torch.Tensor): The grid's ``(regions, tokens)`` real-token mask.
+        scale (float | torch.Tensor): Score scale.
+
+    Returns:
+        (tuple): q and k with ``dk + 1`` channels, q scaled.
+    """
+    bias = (~real).to(k.dtype) * torch.finfo(k.dtype).min  # (R, T): 0 where real (0 * lowest is -0.0, still 0)
+    k = torch.cat([k, bias.unsqueeze(-1).expand(*k.shape[:-1], 1)], dim=-1)
+    return F.pad(q * scale, (0, 1), value=1.0), k
 
 
 def _fused_widths(q, k, v):
@@ -352,9 +380,8 @@ def _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid: RegionGrid, s
     bytes_per_row = index.shape[-1] * grid.region_tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
     rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
     blocks = [slice(i, i + rows_per_block) for i in range(0, len(q), rows_per_block)]
-    out = torch.cat(
-        [_attend_routed(q[b], k, v, index[b], None if mask is None else mask[b], scale, fused) for b in blocks]
-    )
+    outs = [_attend_routed(q[b], k, v, index[b], None if mask is None else mask[b], scale, fused) for b in blocks]
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)  # cat would copy a lone block
     return out.reshape(*lead, grid.num_regions, grid.region_tokens, -1)
 
 
@@ -501,22 +528,43 @@ def routing_attention_heads(
     grid = _region_grid(q.shape[-2], q.shape[-1], n_win)
     scale = q.shape[2] ** -0.5 if scale is None else scale
     q, k, v = (_to_regions(t, grid) for t in (q, k, v))  # (B, heads, R, T, d)
-    real = _real_token_mask(grid, q.device)  # (R, T)
-    mask = real if tracing or grid.padded else None  # all True otherwise: attention needs no mask
+    mask = _padding_mask(grid, q.device)  # (R, T) or None
     every_region = topk >= n_win * n_win or (not tracing and topk >= grid.num_regions)
-    routes = None if every_region else _route(q, k, grid, real, topk, best_first=tracing)  # (B, R, K)
+    routes = None if every_region else _route(q, k, grid, mask, topk, best_first=tracing)  # (B, R, K)
     if fused is None:
         fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens)
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before any gather, which multiplies k and v by K
-
-    if every_region:
-        out = _global_attention(q, k, v, mask, lead, grid, scale, fused)
-    elif tracing or _needs_grad(q, k, v):
-        out = _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused)
+        out = _level_two(q, k, v, routes, mask, lead, grid, scale, True)
     else:
-        out = _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused)
+        out = _explicit_level_two(q, k, v, routes, mask, lead, grid, scale)
     return _from_regions(out[..., :dv], grid)
+
+
+def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale) -> torch.Tensor:
+    """:func:`_level_two` on the explicit path, padding masked in the keys (:func:`_mask_in_keys`)."""
+    if _low_precision(q):
+        # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
+        # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels, which
+        # accumulate in float32. So level two runs in float32 for these dtypes, autocast paused (it would cast the
+        # matmuls back), and the result takes the dtype the fused path would give.
+        dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
+        with _without_autocast(q.device.type):
+            return _explicit_level_two(q.float(), k.float(), v.float(), routes, mask, lead, grid, scale).to(dtype)
+    if mask is not None:
+        q, k = _mask_in_keys(q, k, mask, scale)
+        scale = None
+    return _level_two(q, k, v, routes, None, lead, grid, scale, False)
+
+
+def _level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+    """Token attention of region-partitioned q, k and v by the strategy that suits the call: global when ``routes``
+    is None (routing keeps every region), else routed, in blocks for eager calls without autograd."""
+    if routes is None:
+        return _global_attention(q, k, v, mask, lead, grid, scale, fused)
+    if torch.jit.is_tracing() or _needs_grad(q, k, v):
+        return _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused)
+    return _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused)
 
 
 def _check_inputs(q, k, v, num_heads, n_win, topk):
