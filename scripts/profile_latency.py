@@ -458,16 +458,29 @@ def attribute_ort_profile(events: list[dict], roles: dict[str, tuple[int, str]],
     return per_run, {layer: us / n_runs for layer, us in layer_us.items()}, total / n_runs
 
 
+def layer_node_counts(node_names: list[str]) -> dict[int | None, int]:
+    """Nodes of an exported graph per model layer (``/model.16/...`` -> 16); None counts the nodes of no layer."""
+    counts: dict[int | None, int] = defaultdict(int)
+    for name in node_names:
+        match = re.match(r"/?model\.(\d+)/", name)
+        counts[int(match.group(1)) if match else None] += 1
+    return dict(counts)
+
+
 def ort_profile(config: str, roles, imgsz: int, threads: int, warmup: int, iters: int, folder: Path):
-    """:func:`attribute_ort_profile` of a static ONNX export of ``config`` run ``warmup + iters`` times."""
+    """:func:`attribute_ort_profile` of a static ONNX export of ``config`` run ``warmup + iters`` times, and the
+    export's :func:`layer_node_counts`."""
+    import onnx
+
     path = bench.export(config, "onnx", imgsz, False, folder)
+    nodes = layer_node_counts([node.name for node in onnx.load(str(path)).graph.node])
     session = bench.ort_session(path, threads, profile_prefix=str(folder / f"{path.stem}-{imgsz}"))
     name = session.get_inputs()[0].name
     x = bench.random_image(imgsz)
     for _ in range(warmup + iters):
         session.run(None, {name: x})
     events = json.loads(Path(session.end_profiling()).read_text())
-    return attribute_ort_profile(events, roles, warmup)
+    return (*attribute_ort_profile(events, roles, warmup), nodes)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -546,17 +559,25 @@ def breakdown_table(layers, twins, ours: dict[int, dict[str, float]], stock: dic
     return "\n".join(lines)
 
 
-def ort_layer_table(layers, twins, ours_layers, ours_total, stock_layers, stock_total) -> str:
-    """Markdown: each BRA layer's kernel ms per run and share of the model's kernel time, next to its twin's."""
-    lines = ["| layer | ours ms | ours % kernel time | stock ms | stock % kernel time |", "|---|---:|---:|---:|---:|"]
+def ort_layer_table(layers, twins, ours_layers, ours_total, stock_layers, stock_total, ours_nodes, stock_nodes) -> str:
+    """Markdown: each BRA layer's kernel ms per run, share of the model's kernel time and graph nodes (after
+    onnxslim, as exported), next to its twin's."""
+    lines = [
+        "| layer | ours ms | ours % kernel time | ours nodes | stock ms | stock % kernel time | stock nodes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for i in layers:
         j = twins.get(i)
         a, b = ours_layers.get(i), stock_layers.get(j) if j is not None else None
         lines.append(
-            f"| {i} | {ms(None if a is None else a / 1000)} | {pct(a, ours_total)} | "
-            f"{ms(None if b is None else b / 1000)} | {pct(b, stock_total)} |"
+            f"| {i} | {ms(None if a is None else a / 1000)} | {pct(a, ours_total)} | {ours_nodes.get(i, '-')} | "
+            f"{ms(None if b is None else b / 1000)} | {pct(b, stock_total)} | "
+            f"{'-' if j is None else stock_nodes.get(j, '-')} |"
         )
-    lines.append(f"| all nodes | {ms(ours_total / 1000)} | 100% | {ms(stock_total / 1000)} | 100% |")
+    lines.append(
+        f"| all nodes | {ms(ours_total / 1000)} | 100% | {sum(ours_nodes.values())} | {ms(stock_total / 1000)} | 100% "
+        f"| {sum(stock_nodes.values())} |"
+    )
     return "\n".join(lines)
 
 
@@ -600,7 +621,9 @@ def profile_size(args, ours, stock, layers, twins, imgsz: int, folder: Path) -> 
             sections += [
                 "### Inside the BRA layers, ONNX Runtime (static export, node kernel times, ms per run)",
                 "",
-                ort_layer_table(layers, twins, ours_ort[1], ours_ort[2], stock_ort[1], stock_ort[2]),
+                ort_layer_table(
+                    layers, twins, ours_ort[1], ours_ort[2], stock_ort[1], stock_ort[2], ours_ort[3], stock_ort[3]
+                ),
                 "",
                 breakdown_table(layers, twins, ours_ort[0], stock_ort[0]),
                 "",

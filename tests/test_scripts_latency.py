@@ -190,3 +190,15 @@ def test_breakdown_table_orders_bra_steps_and_totals_each_column(profile):
     rows = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
     assert rows == [profile.ROLE_QKV, "routing top-k", profile.LAYER, "total"]
     assert table.splitlines()[-1] == "| total | 6.00 | 2.50 | 6.00 | 2.50 | 100% |"
+
+
+def test_onnx_nodes_are_counted_per_layer_and_shown_next_to_the_twins(profile):
+    names = ["/model.16/bra/attn/TopK", "/model.16/cv1/conv/Conv", "model.16/Concat", "/model.2/Conv", "/Concat_1"]
+    assert profile.layer_node_counts(names) == {16: 3, 2: 1, None: 1}
+    table = profile.ort_layer_table(
+        [16, 19], {16: 16, 19: None}, {16: 2000.0}, 10000.0, {16: 1000.0}, 8000.0, {16: 3, 2: 1, None: 1}, {16: 2}
+    )
+    rows = [row.split("|")[1:-1] for row in table.splitlines()[2:]]
+    assert [cell.strip() for cell in rows[0]] == ["16", "2.00", "20.0%", "3", "1.00", "12.5%", "2"]
+    assert [cell.strip() for cell in rows[1]][3] == "-" and [cell.strip() for cell in rows[1]][6] == "-"
+    assert [cell.strip() for cell in rows[2]][3] == "5" and [cell.strip() for cell in rows[2]][6] == "2"
