@@ -13,11 +13,12 @@ from ultralytics_biformer.data.context import (
     PLAIN,
     STRIPES,
     _texture,
+    clearing_mask,
     render_context_scene,
     token_centres,
 )
 from ultralytics_biformer.data.presets import PRESET_SPECS
-from ultralytics_biformer.data.synthetic import DatasetSpec, generate_dataset
+from ultralytics_biformer.data.synthetic import DatasetSpec, context_scene, generate_dataset
 
 pytestmark = pytest.mark.usefixtures("private_cache")  # every test gets its own empty dataset cache
 
@@ -160,3 +161,32 @@ def test_scene_refuses_a_bad_kind_or_distance():
 def test_folders_differ_by_distance():
     names = [replace(PRESET_SPECS["context"], distance=d).folder_name for d in DISTANCES]
     assert len(set(names)) == len(DISTANCES) and all(n.endswith(f"-d{d}") for n, d in zip(names, DISTANCES))
+
+
+def test_context_scene_redraws_any_written_image_and_its_clearings(tmp_path):
+    import cv2
+
+    spec = DatasetSpec(seed=3, train=2, val=3, imgsz=64, style="context", distance=10)
+    root = generate_dataset(spec, tmp_path).parent
+    for split, count in (("train", 2), ("val", 3)):
+        for index in range(count):
+            scene = context_scene(spec, split, index)
+            written = cv2.imread(str(root / "images" / split / f"{index:06d}.png"))
+            assert np.array_equal(scene.image, written), (split, index)
+            boxes = [o.box for o in scene.objects]
+            clearing = clearing_mask(spec.imgsz, boxes, spec.distance)
+            x, y = token_centres(boxes)[0]
+            assert clearing[int(y), int(x)] and not clearing.all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "split", "index", "message"),
+    [
+        (DatasetSpec(train=2, val=2, imgsz=64), "val", 0, "style context"),
+        (DatasetSpec(train=2, val=2, imgsz=64, style="context", distance=8), "test", 0, "split must be one of"),
+        (DatasetSpec(train=2, val=2, imgsz=64, style="context", distance=8), "val", 2, "from 0 to 1"),
+    ],
+)
+def test_context_scene_refuses_what_the_dataset_does_not_hold(spec, split, index, message):
+    with pytest.raises(ValueError, match=message):
+        context_scene(spec, split, index)

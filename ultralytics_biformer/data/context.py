@@ -39,6 +39,7 @@ __all__ = [
     "CONTEXT_REFERENCE_SIZE",
     "PLAIN",
     "STRIPES",
+    "clearing_mask",
     "render_context_scene",
     "token_centres",
 ]
@@ -81,7 +82,7 @@ def render_context_scene(rng: np.random.Generator, size: int, distance: int, kin
         if box is not None:
             _mark(occupied, box)
             boxes.append(box)
-    clearing = _clearing(size, boxes, distance)
+    clearing = clearing_mask(size, boxes, distance)
     weight = np.where(clearing, np.float32(0.5), texture)
     image = colours[0] + weight[..., None] * (colours[1] - colours[0])
     image = np.clip(np.round(image), 0, 255).astype(np.uint8)
@@ -100,8 +101,9 @@ def token_centres(boxes) -> np.ndarray:
     return (boxes[:, :2] + boxes[:, 2:]) / 2
 
 
-def _clearing(size: int, boxes: list, distance: int) -> np.ndarray:
-    """Pixels whose centre lies closer than ``distance`` to some token centre."""
+def clearing_mask(size: int, boxes, distance: int) -> np.ndarray:
+    """``(size, size)`` boolean map of the clearings: pixels whose centre lies closer than ``distance`` to the centre
+    of some ``(x0, y0, x1, y1)`` token box. Everywhere else a context scene shows its kind's texture (or clutter)."""
     clear = np.zeros((size, size), dtype=bool)
     axis = np.arange(size, dtype=np.float64) + 0.5
     for cx, cy in token_centres(boxes):

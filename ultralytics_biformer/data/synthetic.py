@@ -76,6 +76,7 @@ __all__ = [
     "DatasetSpec",
     "cache_dir",
     "cached_dataset",
+    "context_scene",
     "dataset_path",
     "ensure_dataset",
     "generate_dataset",
@@ -283,7 +284,7 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
             (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
             (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            rng = np.random.default_rng([spec.seed, _SPLITS[split], index])
+            rng = _image_rng(spec, split, index)
             stem = f"{index:06d}"
             if spec.task == "classify":
                 marked = index % len(CLASSIFY_NAMES)
@@ -291,7 +292,7 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
                 _write_image(out_dir / split / CLASSIFY_NAMES[scene.marked] / f"{stem}.jpg", scene.image)
                 continue
             if spec.style == "context":  # lossless: JPEG's 8x8 blocks would carry texture into the clearings
-                scene = render_context_scene(rng, spec.imgsz, spec.distance, kind=index % len(CONTEXT_CLASS_NAMES))
+                scene = _context_scene(spec, rng, index)
                 _write_image(out_dir / "images" / split / f"{stem}.png", scene.image)
             else:
                 scene = render_scene(rng, spec.imgsz, spec.style, rotated=rotated, version=spec.version)
@@ -305,6 +306,29 @@ def generate_dataset(spec: DatasetSpec, out_dir: Path) -> Path:
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=2))
     (out_dir / "data.yaml").write_text(_data_yaml(spec))  # last: its presence marks a complete dataset
     return out_dir / "data.yaml"
+
+
+def _image_rng(spec: DatasetSpec, split: str, index: int) -> np.random.Generator:
+    """The random stream of image ``index`` of ``split``: one per image, so any image can be drawn again alone."""
+    return np.random.default_rng([spec.seed, _SPLITS[split], index])
+
+
+def _context_scene(spec: DatasetSpec, rng: np.random.Generator, index: int):
+    return render_context_scene(rng, spec.imgsz, spec.distance, kind=index % len(CONTEXT_CLASS_NAMES))
+
+
+def context_scene(spec: DatasetSpec, split: str, index: int):
+    """The scene behind image ``index`` of ``split`` ("train" or "val") of a style ``context`` dataset, exactly as
+    :func:`generate_dataset` draws it (its ``image`` is BGR, as written), with the token boxes its clearings are
+    centred on: for analyses that need what the image file does not say, such as where the evidence lies."""
+    if spec.style != "context":
+        raise ValueError(f"context_scene needs a dataset of style context, got style {spec.style!r}")
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
+    count = spec.train if split == "train" else spec.val
+    if not (isinstance(index, int) and 0 <= index < count):
+        raise ValueError(f"{split} image index must be an integer from 0 to {count - 1}, got {index!r}")
+    return _context_scene(spec, _image_rng(spec, split, index), index)
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
