@@ -330,7 +330,8 @@ def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused) -> to
 
     Args:
         q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
-        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real.
+        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real, or
+            when the keys carry it (:func:`_mask_in_keys`).
         lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
@@ -355,7 +356,8 @@ def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fuse
     Args:
         q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
         routes (torch.Tensor): ``(B, regions, K)`` key-region indices from :func:`_route`.
-        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real.
+        mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real, or
+            when the keys carry it (:func:`_mask_in_keys`).
         lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
