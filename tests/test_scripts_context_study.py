@@ -64,3 +64,14 @@ def test_summary_pairs_by_seed_and_corrects_over_the_whole_study(study, tmp_path
         ("48", "b.yaml", "no detectable difference"),
     ]
     assert any("| 48 | `b.yaml` | 0 | 0.5200 | 0.5200 | 2 | never |" in line for line in lines)
+
+
+def test_comparisons_without_a_p_value_count_in_the_family_and_early_verdicts_are_interim(study, tmp_path):
+    _records(tmp_path, 8, {"yolo11n.yaml": [0.5, 0.5], "b.yaml": [0.45, 0.46]})  # two seeds
+    _records(tmp_path, 48, {"yolo11n.yaml": [0.5], "b.yaml": [0.52]})  # one seed: no p-value yet
+    curve, _ = study.summarise(study.load(tmp_path))
+    rows = {(r["distance"], r["model"]): r for r in curve}
+    near, far = rows[8, "b.yaml"], rows[48, "b.yaml"]
+    assert near["p_holm"] == pytest.approx(min(1.0, 2 * near["diff"].p_value))  # the untested one counts
+    assert near["verdict"] == "interim, 2 of 3 seeds: no detectable difference"
+    assert far["p_holm"] is None and far["verdict"] == "no verdict possible with one seed"
