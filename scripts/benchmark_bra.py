@@ -304,8 +304,18 @@ def _lookup(rows: list[dict], case_row: dict, impl: str) -> dict | None:
 # Targets of the geometric means per routing suite: forward speed from issue 19 (2x with uniform routing, 1.6x with the
 # shipped one), forward+backward speed and peak memory from the operator's first brief.
 TARGETS = {
-    "uniform": {"gather fwd_ms": 2.0, "gather fwd+bwd_ms": 2.5, "memory fwd_peak_mib": 0.5, "memory fwd+bwd_peak_mib": 0.5},
-    "shipped": {"gather fwd_ms": 1.6, "gather fwd+bwd_ms": 2.5, "memory fwd_peak_mib": 0.5, "memory fwd+bwd_peak_mib": 0.5},
+    "uniform": {
+        "gather fwd_ms": 2.0,
+        "gather fwd+bwd_ms": 2.5,
+        "memory fwd_peak_mib": 0.5,
+        "memory fwd+bwd_peak_mib": 0.5,
+    },
+    "shipped": {
+        "gather fwd_ms": 1.6,
+        "gather fwd+bwd_ms": 2.5,
+        "memory fwd_peak_mib": 0.5,
+        "memory fwd+bwd_peak_mib": 0.5,
+    },
 }
 
 

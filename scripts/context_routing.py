@@ -4,7 +4,8 @@ decides a token's class lies in the key regions each BRA layer routes the token'
 In a context scene (``ultralytics_biformer.data.context``) a token's class is decided only by the texture outside
 the clearings, at least ``d`` px from every token centre. For every token of every validation image, each BRA layer
 routes the region holding the token's centre to ``topk`` key regions; this script measures the share of evidence
-pixels (pixels outside every clearing) in those routed regions, next to two references over the same layer's regions:
+pixels (pixels outside every clearing) of each region and averages it over those routed regions, next to two
+references over the same layer's regions (at the study's 256 px every region has as many pixels as every other):
 
 - ``uniform``: the mean share over all regions, what routing to regions drawn at random would see;
 - ``oracle``: the mean share of the ``topk`` regions that hold the most evidence, the most routing could see.
@@ -24,6 +25,7 @@ import argparse
 import csv
 import json
 import re
+import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -69,22 +71,30 @@ def dataset_spec(record: dict) -> DatasetSpec:
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path} is missing: run the study's compare once to generate its dataset")
     info = json.loads(info_path.read_text())
-    return DatasetSpec(**{k: info[k] for k in DatasetSpec.__dataclass_fields__})
+    return DatasetSpec(**{k: info[k] for k in DatasetSpec.__dataclass_fields__ if k in info})
 
 
 def study_runs(project: Path, model: str):
     """``(distance, seed, weights, record)`` of every finished run of ``model`` with weights under ``project``."""
     stem = Path(model).stem
-    for folder in sorted(project.glob("context-d*"), key=lambda p: int(p.name.split("-d")[-1])):
+    folders = {int(m.group(1)): f for f in project.iterdir() if (m := re.fullmatch(r"context-d(\d+)", f.name))}
+    for distance, folder in sorted(folders.items()):
         for path in sorted(folder.glob(f"records/{stem}-seed*.json")):
             if not re.fullmatch(rf"{re.escape(stem)}-seed\d+\.json", path.name):
                 continue  # a job file, or another model whose name starts with this one's
             record = json.loads(path.read_text())
-            weights = Path(record.get("weights") or "")
-            if not weights.is_file():
-                print(f"{path}: no weights at {weights}, skipped", file=sys.stderr)
+            weights = _weights(record, folder)
+            if weights is None:
+                print(f"{path}: no weights at {record.get('weights')}, skipped", file=sys.stderr)
                 continue
-            yield int(folder.name.split("-d")[-1]), record["seed"], weights, record
+            yield distance, record["seed"], weights, record
+
+
+def _weights(record: dict, folder: Path) -> Path | None:
+    """The run's weights where the record says, else in its run folder under ``folder`` (a moved checkout)."""
+    recorded = Path(record.get("weights") or "")
+    here = folder / "runs" / Path(record.get("save_dir") or "").name / "weights" / recorded.name
+    return next((p for p in (recorded, here) if recorded.name and p.is_file()), None)
 
 
 def measure(weights: Path, spec: DatasetSpec) -> list[dict]:
@@ -98,7 +108,8 @@ def measure(weights: Path, spec: DatasetSpec) -> list[dict]:
         scene = context_scene(spec, "val", index)
         boxes = [o.box for o in scene.objects]
         evidence = ~clearing_mask(spec.imgsz, boxes, spec.distance)
-        for layer in capture_routes(model, np.ascontiguousarray(scene.image[..., ::-1])):  # BGR -> RGB, as trained
+        rgb = np.ascontiguousarray(scene.image[..., ::-1])  # written BGR, read back as RGB by the trainer
+        for layer in capture_routes(model, rgb):
             parts[layer.name].append(token_routing(layer, evidence, token_centres(boxes)))
             layers[layer.name] = layer
     rows = []
@@ -122,10 +133,12 @@ def markdown(rows: list[dict], command: str) -> str:
         "# Does routing find the evidence?",
         "",
         f"- command: `{command}`",
-        "- per token of every validation image, the share of evidence pixels (outside every clearing) in the key "
-        "regions its region is routed to (`routed`), in all regions (`uniform`) and in the `topk` regions richest in "
-        "evidence (`oracle`), and the share of tokens whose own region is among its routed ones (`self`); means over "
-        "tokens; exploratory",
+        (
+            "- per token of every validation image, the share of evidence pixels (outside every clearing) of a "
+            "region, averaged over the key regions the token's region is routed to (`routed`), over all regions "
+            "(`uniform`) and over the `topk` regions richest in evidence (`oracle`), and the share of tokens whose own "
+            "region is among its routed ones (`self`); means over tokens; exploratory"
+        ),
         "",
         "| distance | seed | layer | map | regions | topk | tokens | routed | uniform | oracle | self |",
         "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
@@ -137,7 +150,7 @@ def markdown(rows: list[dict], command: str) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, default=Path("docs/results/context"), help="the study's folder")
-    parser.add_argument("--model", default="yolo11n-biformer.yaml", help="the routing model's YAML, as compare names it")
+    parser.add_argument("--model", default="yolo11n-biformer.yaml", help="the model's YAML, as compare names it")
     args = parser.parse_args(argv)
     if not args.project.is_dir():
         parser.error(f"--project {args.project} is not a folder")
@@ -151,7 +164,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    command = "python scripts/context_routing.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    args_given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python scripts/context_routing.py", *map(shlex.quote, args_given)])
     (args.project / "routing.md").write_text(markdown(rows, command))
     print(f"wrote {args.project / 'routing.csv'} and {args.project / 'routing.md'}", file=sys.stderr)
     return rows

@@ -4,9 +4,10 @@ Reads every ``<root>/context-d<distance>/records/*-seed*.json`` and writes, into
 
 - ``curve.csv``: per distance and model, the seeds, mean and std of mAP50-95, and the paired difference from stock
   (same seed) with its 95% interval, raw p-value, Holm-adjusted p-value and verdict. The verdict metric is mAP50-95,
-  named before the runs; the family Holm corrects over is every model other than stock at every distance, those
-  without a p-value yet (one seed) counting as p = 1, so an early look is never corrected over fewer comparisons than
-  the design decides together. A verdict from fewer than the design's seeds is marked interim.
+  named before the runs; the family Holm corrects over is every model other than stock at every distance the records
+  hold (the design's 2 models x 4 distances once each has a run), those without a p-value yet (one seed) counting as
+  p = 1, so that an early look is not corrected over fewer comparisons than have runs. A verdict from fewer runs than
+  the design's seeds is marked interim.
 - ``runs.csv``: every run's final mAP50-95 and mAP50 and the epoch at which it learned the class (see
   :func:`learned_epoch`), or none.
 - ``curve.png``: mAP50-95 against distance per model (mean over seeds, 95% interval bars), and the paired difference
@@ -26,7 +27,7 @@ import statistics
 from pathlib import Path
 
 from ultralytics_biformer.bench.records import TrainRecord
-from ultralytics_biformer.bench.stats import ALPHA, BETTER, NO_DIFFERENCE, WORSE, holm, paired_difference, usable
+from ultralytics_biformer.bench.stats import family_verdicts, paired_difference, usable
 
 BASELINE = "yolo11n.yaml"
 PLANNED_SEEDS = 3  # the design's seeds 0, 1 and 2 (context.md, "Design, fixed before the runs")
@@ -112,20 +113,13 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                     }
                 )
     family = [row for row in curve if "diff" in row]
-    adjusted = holm([1.0 if row["diff"].p_value is None else row["diff"].p_value for row in family])
-    for row, p_holm in zip(family, adjusted):
-        row["verdict"], row["p_holm"] = study_verdict(row["diff"], p_holm)
+    verdicts, adjusted = family_verdicts([row["diff"] for row in family], untested_p=1.0)
+    for row, verdict, p_holm in zip(family, verdicts, adjusted):
+        seeds = len(row["diff"].run_seeds)
+        if p_holm is not None and seeds < PLANNED_SEEDS:
+            verdict = f"interim, {seeds} of {PLANNED_SEEDS} seeds: {verdict}"
+        row["verdict"], row["p_holm"] = verdict, p_holm
     return curve, runs
-
-
-def study_verdict(d, p_holm: float) -> tuple[str, float | None]:
-    """The verdict and Holm-adjusted p-value of one comparison of the family, ``p_holm`` adjusted over all of it."""
-    if d.p_value is None:
-        return d.verdict, None  # its reason for having none (one seed, no spread)
-    verdict = (BETTER if d.mean > 0 else WORSE) if p_holm < ALPHA else NO_DIFFERENCE
-    if len(d.seeds) < PLANNED_SEEDS:
-        verdict = f"interim, {len(d.seeds)} of {PLANNED_SEEDS} seeds: {verdict}"
-    return verdict, p_holm
 
 
 def _f(value, digits: int = 4, signed: bool = False) -> str:

@@ -444,8 +444,7 @@ def attribute_ort_profile(events: list[dict], roles: dict[str, tuple[int, str]],
         total += e["dur"]
         found = role_of_module(node_module(node), roles)
         if found is None:
-            match = re.match(r"/?model\.(\d+)/", node)
-            layer = int(match.group(1)) if match else None
+            layer = layer_of_node(node)
             if layer is not None and any(v[0] == layer for v in roles.values()):
                 breakdown[layer][UNATTRIBUTED] += e["dur"]  # in a profiled layer, but by a name we cannot place
                 layer_us[layer] += e["dur"]
@@ -458,12 +457,17 @@ def attribute_ort_profile(events: list[dict], roles: dict[str, tuple[int, str]],
     return per_run, {layer: us / n_runs for layer, us in layer_us.items()}, total / n_runs
 
 
+def layer_of_node(node_name: str) -> int | None:
+    """The model layer an exported node belongs to (``/model.16/...`` -> 16), None for a node of no layer."""
+    match = re.match(r"/?model\.(\d+)/", node_name)
+    return int(match.group(1)) if match else None
+
+
 def layer_node_counts(node_names: list[str]) -> dict[int | None, int]:
-    """Nodes of an exported graph per model layer (``/model.16/...`` -> 16); None counts the nodes of no layer."""
+    """Nodes of an exported graph per model layer (:func:`layer_of_node`); None counts the nodes of no layer."""
     counts: dict[int | None, int] = defaultdict(int)
     for name in node_names:
-        match = re.match(r"/?model\.(\d+)/", name)
-        counts[int(match.group(1)) if match else None] += 1
+        counts[layer_of_node(name)] += 1
     return dict(counts)
 
 

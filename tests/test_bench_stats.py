@@ -145,3 +145,14 @@ def test_family_verdicts_need_the_holm_adjusted_p_value_below_five_percent():
     assert adjusted[:4] == pytest.approx([4 * strong.p_value, 3 * weak.p_value, 3 * weak.p_value, null.p_value])
     assert adjusted[4] is None  # not counted in the family
     assert stats.family_verdicts([weak])[0] == ["worse"]  # a family of one is the single comparison
+
+
+def test_a_family_fixed_in_advance_counts_its_untested_comparisons():
+    base = {0: 0.5, 1: 0.5, 2: 0.5}
+    weak = paired_difference(base, {0: 0.45, 1: 0.47, 2: 0.46})  # p = 0.0202
+    one_seed = paired_difference({0: 0.5}, {0: 0.6})
+    verdicts, adjusted = stats.family_verdicts([weak, one_seed], untested_p=1.0)
+    assert adjusted[0] == pytest.approx(2 * weak.p_value) and adjusted[1] is None  # 0.040: counted, not reported
+    assert verdicts == ["worse", "no verdict possible with one seed"]
+    verdicts, adjusted = stats.family_verdicts([weak, one_seed, one_seed, one_seed], untested_p=1.0)
+    assert adjusted[0] == pytest.approx(4 * weak.p_value) and verdicts[0] == "no detectable difference"

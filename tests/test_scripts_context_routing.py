@@ -43,3 +43,26 @@ def test_a_study_without_weights_is_a_usage_error(routing, tmp_path, capsys):
     with pytest.raises(SystemExit):
         routing.main(["--project", str(tmp_path)])
     assert "no finished run of yolo11n-biformer.yaml" in capsys.readouterr().err
+
+
+def test_runs_are_found_in_a_moved_checkout_and_other_folders_are_ignored(routing, tmp_path):
+    import json
+
+    (tmp_path / "context-d24-rerun").mkdir()  # not a study folder
+    (tmp_path / "context-d8.md").write_text("")
+    records, weights = tmp_path / "context-d8" / "records", tmp_path / "context-d8" / "runs" / "b-seed0" / "weights"
+    records.mkdir(parents=True)
+    weights.mkdir(parents=True)
+    (weights / "best.pt").write_bytes(b"")
+    moved = {
+        "seed": 0,
+        "weights": "/elsewhere/context-d8/runs/b-seed0/weights/best.pt",
+        "save_dir": "/elsewhere/b-seed0",
+    }
+    (records / "b-seed0.json").write_text(json.dumps(moved))
+    (records / "b-seed1.json").write_text(
+        json.dumps({"seed": 1, "weights": "/nowhere/best.pt", "save_dir": "/x/b-seed1"})
+    )
+    (records / "b-seed0.job.json").write_text("{}")
+    found = [(d, seed, path) for d, seed, path, _ in routing.study_runs(tmp_path, "b.yaml")]
+    assert found == [(8, 0, weights / "best.pt")]

@@ -143,7 +143,7 @@ def _region_grid(height: int, width: int, n_win: int) -> RegionGrid:
 # every dimension of its input and multiplies them out again, which under tracing records that arithmetic in every
 # exported graph (docs/design.md, "Export graphs", has the count). Each reshape carries its einops pattern in a comment.
 #
-# Each direction is two transposes of rank 4 and 5 rather than one of rank 7: channels move last (or back) as an image
+# Each direction is two transposes of rank 5 at most rather than one of rank 7: channels move last (or back) as an image
 # layout change, and regions are then reordered as whole rows of ``region_w * d`` contiguous values. Eager PyTorch
 # copies either form as fast; ONNX Runtime's Transpose has fast paths only for the low-rank ones, which cut its layout
 # time in the BRA layers to a fraction (benchmarks/latency_profile.md, before and after).
@@ -256,8 +256,9 @@ def _attend(q, k, v, mask, scale, fused):
 
     ``mask`` is boolean (True = may attend) and broadcasts against the scores; the fused path needs q, k and v of one
     width (see :func:`_fused_widths`). The explicit path takes no mask: its padding is masked in the keys beforehand
-    (:func:`_mask_in_keys`), and ``scale`` is None once q is scaled.
+    (:func:`_scale_and_mask_keys`), which also scales q and leaves ``scale`` None.
     """
+    assert fused or mask is None, "the explicit path masks padding in the keys, not in the scores"
     return _fused_attention(q, k, v, mask, scale) if fused else _explicit_attention(q, k, v, scale)
 
 
@@ -282,7 +283,7 @@ def _explicit_attention(q, k, v, scale):
     return (q @ k.transpose(-1, -2)).softmax(dim=-1) @ v
 
 
-def _mask_in_keys(q, k, real, scale):
+def _scale_and_mask_keys(q, k, mask, scale):
     """Scale q and mask padded keys through one extra channel of q and k, for the explicit path.
 
     q gains a channel of ones and k one of 0 at real tokens and the dtype's lowest value at padding, so every score is
@@ -294,13 +295,13 @@ def _mask_in_keys(q, k, real, scale):
 
     Args:
         q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, dk)``; k alike.
-        real (torch.Tensor): The grid's ``(regions, tokens)`` real-token mask.
+        mask (torch.Tensor): The grid's ``(regions, tokens)`` real-token mask.
         scale (float | torch.Tensor): Score scale.
 
     Returns:
         (tuple): q and k with ``dk + 1`` channels, q scaled.
     """
-    bias = (~real).to(k.dtype) * torch.finfo(k.dtype).min  # (R, T): 0 where real (0 * lowest is -0.0, still 0)
+    bias = (~mask).to(k.dtype) * torch.finfo(k.dtype).min  # (R, T): 0 where real (0 * lowest is -0.0, still 0)
     k = torch.cat([k, bias.unsqueeze(-1).expand(*k.shape[:-1], 1)], dim=-1)
     return F.pad(q * scale, (0, 1), value=1.0), k
 
@@ -331,7 +332,7 @@ def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused) -> to
     Args:
         q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
         mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real, or
-            when the keys carry it (:func:`_mask_in_keys`).
+            when the keys carry it (:func:`_scale_and_mask_keys`).
         lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
@@ -357,7 +358,7 @@ def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fuse
         q (torch.Tensor): Region-partitioned queries ``(B, heads, regions, tokens, d)``; k and v alike.
         routes (torch.Tensor): ``(B, regions, K)`` key-region indices from :func:`_route`.
         mask (torch.Tensor | None): The grid's ``(regions, tokens)`` real-token mask; None when every slot is real, or
-            when the keys carry it (:func:`_mask_in_keys`).
+            when the keys carry it (:func:`_scale_and_mask_keys`).
         lead (tuple): ``(B, heads)``, the sizes read from the head-split inputs.
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
@@ -482,7 +483,7 @@ def bilevel_routing_attention(
 # is always applied (it is all True where nothing is padded), the global strategy is taken only when
 # ``topk >= n_win**2``, which covers every region at every size, routed keys are gathered in one block, the routes are
 # sorted (ONNX leaves an unsorted TopK's order to each runtime), and ``fused=None`` means the explicit matmul-softmax
-# path, which exports to plain MatMul/Where/Softmax nodes that every runtime runs. Traced graphs equal the eager
+# path, which exports to plain MatMul and Softmax nodes that every runtime runs. Traced graphs equal the eager
 # operator at every size (tests/test_functional.py and tests/test_modules.py check it).
 
 
@@ -544,7 +545,7 @@ def routing_attention_heads(
 
 
 def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale) -> torch.Tensor:
-    """:func:`_level_two` on the explicit path, padding masked in the keys (:func:`_mask_in_keys`)."""
+    """:func:`_level_two` on the explicit path, padding masked in the keys (:func:`_scale_and_mask_keys`)."""
     if _low_precision(q):
         # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
         # activations reach under AMP; bf16 scores keep 8 bits of mantissa, far coarser than the fused kernels, which
@@ -554,7 +555,7 @@ def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale) ->
         with _without_autocast(q.device.type):
             return _explicit_level_two(q.float(), k.float(), v.float(), routes, mask, lead, grid, scale).to(dtype)
     if mask is not None:
-        q, k = _mask_in_keys(q, k, mask, scale)
+        q, k = _scale_and_mask_keys(q, k, mask, scale)
         scale = None
     return _level_two(q, k, v, routes, None, lead, grid, scale, False)
 

@@ -149,20 +149,25 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def family_verdicts(family: list[PairedDifference]) -> tuple[list[str], list[float | None]]:
+def family_verdicts(
+    family: list[PairedDifference], untested_p: float | None = None
+) -> tuple[list[str], list[float | None]]:
     """Verdicts on a family of comparisons decided together, with Holm's correction over the family.
 
     A comparison without a p-value (fewer than two seeds, no spread, no values) keeps its reason for having no
-    verdict and does not count in the family's size.
+    verdict. It does not count in the family's size, unless ``untested_p`` is given: it then counts with that p-value,
+    as a study that fixed its family in advance needs (with 1.0, the correction of an early look is never milder than
+    the whole family's).
 
     Returns:
         (list[str]): One verdict per comparison: better or worse where its Holm-adjusted p-value is below ALPHA.
         (list[float | None]): The Holm-adjusted p-values, None where a comparison has no p-value.
     """
-    tested = [i for i, d in enumerate(family) if d.p_value is not None]
+    counted = [i for i, d in enumerate(family) if d.p_value is not None or untested_p is not None]
+    p_values = [untested_p if family[i].p_value is None else family[i].p_value for i in counted]
     adjusted: list[float | None] = [None] * len(family)
-    for i, p in zip(tested, holm([family[i].p_value for i in tested])):
-        adjusted[i] = p
+    for i, p in zip(counted, holm(p_values)):
+        adjusted[i] = None if family[i].p_value is None else p
     verdicts = []
     for d, p in zip(family, adjusted):
         if p is None:

@@ -326,7 +326,7 @@ def context_scene(spec: DatasetSpec, split: str, index: int):
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
     count = spec.train if split == "train" else spec.val
-    if not (isinstance(index, int) and 0 <= index < count):
+    if not (is_int_at_least(index, 0) and index < count):
         raise ValueError(f"{split} image index must be an integer from 0 to {count - 1}, got {index!r}")
     return _context_scene(spec, _image_rng(spec, split, index), index)
 
