@@ -56,7 +56,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no
 
 # The one import of the shared timing helpers in scripts/ (profile_latency.py takes them from here); if the module
 # moves, this line is the only one to change.
-from ultralytics_biformer.bench.latency import check_timing, median_ms, torch_latency_ms
+from ultralytics_biformer.bench.latency import check_timing, median_ms, ort_session, random_image, torch_latency_ms
+from ultralytics_biformer.cli.models import one_line
 
 DEFAULT_MODELS = "yolo11n.yaml,yolo11n-biformer.yaml,yolo12n.yaml"
 RUNTIMES = {
@@ -164,12 +165,6 @@ def write_csv(cells: list[Cell], path: Path) -> None:
             writer.writerow({k: "" if v is None else v for k, v in cell._asdict().items()})
 
 
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """An exception as one line of at most ``limit`` characters, its type first."""
-    message = f"{type(error).__name__}: {' '.join(str(error).split()) or 'no message'}"
-    return message if len(message) <= limit else message[: limit - 3] + "..."
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Machine facts
 # ---------------------------------------------------------------------------------------------------------------------
@@ -275,33 +270,6 @@ def export(model: str, fmt: str, imgsz: int, dynamic: bool, folder: Path) -> Pat
     return next(exported.glob("*.xml")) if exported.is_dir() else exported
 
 
-def random_image(imgsz: int):
-    """The one input every runtime gets: ``(1, 3, imgsz, imgsz)`` float32 in [0, 1), fixed seed."""
-    import numpy as np
-
-    return np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-
-
-def ort_session(path: Path, threads: int, spinning: bool = False, profile_prefix: str | None = None):
-    """ONNX Runtime CPU session with ``threads`` intra-op threads and one inter-op thread.
-
-    Args:
-        path (Path): ONNX file.
-        threads (int): Intra-op threads.
-        spinning (bool): Let idle worker threads spin. Off by default because the sessions of a cell run in turn:
-            one session's spinning workers would take a core from the next session's run.
-        profile_prefix (str, optional): Turn on ONNX Runtime's profiler, writing JSON files with this prefix.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    if profile_prefix:
-        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def openvino_request(path: Path, threads: int):
     """An OpenVINO CPU infer request with ``threads`` inference threads, one stream and float32 precision."""
     import openvino as ov
@@ -329,7 +297,7 @@ class Exports:
             try:
                 self.done[key] = export(model, fmt, imgsz, dynamic, self.folder)
             except Exception as e:  # noqa: BLE001 - one failed export spoils only its own cells
-                self.done[key] = RuntimeError(f"{fmt} export failed: {one_line(e)}")
+                self.done[key] = RuntimeError(f"{fmt} export failed: {one_line(e, limit=300)}")
         result = self.done[key]
         if isinstance(result, Exception):
             raise result
@@ -360,7 +328,7 @@ def time_runs(runs: dict[str, Callable[[], object]], errors: dict[str, str], war
             run()  # a run that fails, fails here, and the others are still timed together
             working[name] = run
         except Exception as e:  # noqa: BLE001
-            errors[name] = f"run failed: {one_line(e)}"
+            errors[name] = f"run failed: {one_line(e, limit=300)}"
     return median_ms(working, warmup, rounds) if working else {}
 
 
@@ -393,14 +361,16 @@ def measure(args, names: list[str], runtimes: list[str], threads: list[int], siz
                         try:
                             ms = torch_latency_ms(models, imgsz, args.warmup, args.rounds)
                         except Exception as e:  # noqa: BLE001
-                            errors = dict.fromkeys(names, f"run failed: {one_line(e)}")
+                            errors = dict.fromkeys(names, f"run failed: {one_line(e, limit=300)}")
                     else:
                         runs = {}
                         for name in names:
                             try:
                                 runs[name] = make_run(runtime, name, imgsz, t, exports, sizes, args.ort_spinning)
                             except Exception as e:  # noqa: BLE001
-                                errors[name] = str(e) if "export failed" in str(e) else f"load failed: {one_line(e)}"
+                                errors[name] = (
+                                    str(e) if "export failed" in str(e) else f"load failed: {one_line(e, limit=300)}"
+                                )
                         ms = time_runs(runs, errors, args.warmup, args.rounds)
                         del runs  # sessions hold threads and memory
                     cells += cell_results(runtime, t, imgsz, names, ms, errors)

@@ -40,3 +40,20 @@ def test_latency_refuses_no_rounds_or_a_negative_warmup_before_timing_anything(w
         latency.median_ms({"a": never}, warmup=warmup, rounds=rounds)
     with pytest.raises(ValueError, match=message):
         latency.torch_latency_ms({"a": None}, 64, warmup=warmup, rounds=rounds)
+
+
+def test_ort_session_sets_threads_and_spinning_as_asked(tmp_path):
+    import torch
+
+    from ultralytics_biformer.bench.latency import ort_session, random_image
+
+    path = tmp_path / "conv.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 2, 1), torch.zeros(1, 3, 8, 8), str(path), dynamo=False)
+    for spinning, entry in ((False, "0"), (True, "1")):
+        session = ort_session(path, 2, spinning=spinning)
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
+    out = session.run(None, {session.get_inputs()[0].name: random_image(8)})[0]
+    assert out.shape == (1, 2, 8, 8)
+    assert (random_image(8) == random_image(8)).all() and random_image(8).dtype.name == "float32"

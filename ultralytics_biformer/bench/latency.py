@@ -12,7 +12,7 @@ from typing import Callable
 
 from .._int_checks import check_int_at_least, check_positive_int
 
-__all__ = ["check_timing", "median_ms", "torch_latency_ms"]
+__all__ = ["check_timing", "median_ms", "ort_session", "random_image", "torch_latency_ms"]
 
 
 def check_timing(warmup: int, rounds: int) -> None:
@@ -69,3 +69,31 @@ def torch_latency_ms(models: dict[str, object], imgsz: int, warmup: int, rounds:
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         return median_ms({name: (lambda net=net: net(x)) for name, net in nets.items()}, warmup, rounds)
+
+
+def random_image(imgsz: int):
+    """The one input every runtime gets: ``(1, 3, imgsz, imgsz)`` float32 in [0, 1), fixed seed."""
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+
+
+def ort_session(path, threads: int, spinning: bool = False, profile_prefix: str | None = None):
+    """ONNX Runtime CPU session with ``threads`` intra-op threads and one inter-op thread.
+
+    Args:
+        path (str | Path): ONNX file.
+        threads (int): Intra-op threads.
+        spinning (bool): Let idle worker threads spin (ONNX Runtime's own default). Off by default because sessions
+            timed in interleaved rounds run in turn: one session's spinning workers would take a core from the next
+            session's run.
+        profile_prefix (str, optional): Turn on ONNX Runtime's profiler, writing JSON files with this prefix.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

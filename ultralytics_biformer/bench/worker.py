@@ -157,13 +157,12 @@ def train(job: dict) -> TrainRecord:
 
 def _onnx_session(weights: str, imgsz: int, threads: int):
     """An ONNX Runtime session of ``weights`` exported as Ultralytics exports it (static, batch 1), on the CPU."""
-    import onnxruntime as ort
     from ultralytics import YOLO
 
+    from .latency import ort_session
+
     path = YOLO(weights).export(format="onnx", imgsz=imgsz, device="cpu", batch=1, dynamic=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort_session(path, threads, spinning=True)  # ONNX Runtime's default, as compare has always timed it
 
 
 def bench(job: dict) -> dict[str, BenchRecord]:
@@ -172,13 +171,12 @@ def bench(job: dict) -> dict[str, BenchRecord]:
     The models are timed in interleaved rounds, PyTorch first and then ONNX Runtime, so that a spell of load on the
     machine slows them alike. A model whose export or ONNX inference fails gets no ONNX latency, and says why.
     """
-    import numpy as np
     import torch
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
     from ..cli.models import one_line
-    from .latency import median_ms, torch_latency_ms
+    from .latency import median_ms, random_image, torch_latency_ms
 
     args = job["bench_args"]
     imgsz, warmup, iters, threads = args["imgsz"], args["warmup"], args["iters"], args["threads"]
@@ -186,7 +184,7 @@ def bench(job: dict) -> dict[str, BenchRecord]:
     models = {m["record"]: YOLO(m["weights"]).model.float().cpu().eval() for m in job["models"]}
     load_average = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     torch_ms = torch_latency_ms(models, imgsz, warmup, iters)
-    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    x = random_image(imgsz)
     runs, errors = {}, {}
     for m in job["models"]:
         try:
