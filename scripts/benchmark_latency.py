@@ -263,6 +263,8 @@ def export(model: str, fmt: str, imgsz: int, dynamic: bool, folder: Path) -> Pat
 
     out = folder / f"{Path(model).stem}-{fmt}-{imgsz}-{'dynamic' if dynamic else 'static'}"
     out.mkdir(parents=True)
+    if Path(model).is_file():  # a YAML given by a relative path would not be found from the export's folder
+        model = str(Path(model).resolve())
     torch.manual_seed(0)
     with working_directory(out), quiet_ultralytics():
         exported = Path(YOLO(model).export(format=fmt, imgsz=imgsz, dynamic=dynamic, simplify=True, device="cpu"))

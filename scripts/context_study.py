@@ -4,10 +4,11 @@ Reads every ``<root>/context-d<distance>/records/*-seed*.json`` and writes, into
 
 - ``curve.csv``: per distance and model, the seeds, mean and std of mAP50-95, and the paired difference from stock
   (same seed) with its 95% interval, raw p-value, Holm-adjusted p-value and verdict. The verdict metric is mAP50-95,
-  named before the runs; the family Holm corrects over is every model other than stock at every distance the records
-  hold (the design's 2 models x 4 distances once each has a run), those without a p-value yet (one seed) counting as
-  p = 1, so that an early look is not corrected over fewer comparisons than have runs. A verdict from fewer runs than
-  the design's seeds is marked interim.
+  named before the runs. The study's family, which Holm corrects over, is the design's models (``STUDY_MODELS``)
+  other than stock at every distance the records hold (2 models x 4 distances once each has a run); any other model
+  the records hold is a variant of part 4 of the study, decided in a family of its own, the variants at every distance
+  they were run. Comparisons without a p-value yet (one seed) count as p = 1, so that an early look is not corrected
+  over fewer comparisons than have runs. A verdict from fewer runs than the design's seeds is marked interim.
 - ``runs.csv``: every run's final mAP50-95 and mAP50 and the epoch at which it learned the class (see
   :func:`learned_epoch`), or none.
 - ``curve.png``: mAP50-95 against distance per model (mean over seeds, 95% interval bars), and the paired difference
@@ -30,6 +31,8 @@ from ultralytics_biformer.bench.records import TrainRecord
 from ultralytics_biformer.bench.stats import family_verdicts, paired_difference, usable
 
 BASELINE = "yolo11n.yaml"
+DEFAULT = "yolo11n-biformer.yaml"
+STUDY_MODELS = (BASELINE, DEFAULT, "yolo12n.yaml")  # the design's; any other model is a part 4 variant
 PLANNED_SEEDS = 3  # the design's seeds 0, 1 and 2 (context.md, "Design, fixed before the runs")
 # Every object of the benchmark is a token of one of two classes whose box is easy to find, so a detector that finds
 # every token but guesses its class scores about 0.5 mAP50 (half its detections of each class are the other class's,
@@ -97,6 +100,10 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
             row["map_ci95"] = half
             if model != BASELINE:
                 row["diff"] = paired_difference(baseline, maps)
+                row["family"] = "study" if model in STUDY_MODELS else "part 4"
+            if model not in STUDY_MODELS:
+                default = {s: r.value("map") for s, r in models.get(DEFAULT, {}).items()}
+                row["diff_default"] = paired_difference(default, maps)
             curve.append(row)
             for seed, record in sorted(records.items()):
                 map50 = record.curves.get("metrics/mAP50(B)", [])
@@ -112,13 +119,14 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                         "resumed_from_epoch": record.resumed_from_epoch,
                     }
                 )
-    family = [row for row in curve if "diff" in row]
-    verdicts, adjusted = family_verdicts([row["diff"] for row in family], untested_p=1.0)
-    for row, verdict, p_holm in zip(family, verdicts, adjusted):
-        seeds = len(row["diff"].run_seeds)
-        if p_holm is not None and seeds < PLANNED_SEEDS:
-            verdict = f"interim, {seeds} of {PLANNED_SEEDS} seeds: {verdict}"
-        row["verdict"], row["p_holm"] = verdict, p_holm
+    for name in ("study", "part 4"):
+        family = [row for row in curve if row.get("family") == name]
+        verdicts, adjusted = family_verdicts([row["diff"] for row in family], untested_p=1.0)
+        for row, verdict, p_holm in zip(family, verdicts, adjusted):
+            seeds = len(row["diff"].run_seeds)
+            if p_holm is not None and seeds < PLANNED_SEEDS:
+                verdict = f"interim, {seeds} of {PLANNED_SEEDS} seeds: {verdict}"
+            row["verdict"], row["p_holm"] = verdict if name == "study" else f"{name}: {verdict}", p_holm
     return curve, runs
 
 
@@ -145,13 +153,22 @@ def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
                 "p_value",
                 "p_holm",
                 "verdict",
+                "family",
+                "minus_default_mean",
+                "minus_default_ci95_low",
+                "minus_default_ci95_high",
             ]
         )
         for row in curve:
-            d = row.get("diff")
+            d, dd = row.get("diff"), row.get("diff_default")
             writer.writerow(
                 [row["distance"], row["model"], row["seeds"], row["map"], row["map_ci95"]]
-                + ([d.mean, d.ci_low, d.ci_high, d.p_value, row["p_holm"], row["verdict"]] if d else [""] * 6)
+                + (
+                    [d.mean, d.ci_low, d.ci_high, d.p_value, row["p_holm"], row["verdict"], row["family"]]
+                    if d
+                    else [""] * 7
+                )
+                + ([dd.mean, dd.ci_low, dd.ci_high] if dd else [""] * 3)
             )
     with open(root / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, list(runs[0]) if runs else ["distance"])
@@ -164,16 +181,23 @@ def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
     ]
     for row in curve:
         d = row.get("diff")
-        paired = (
-            ""
-            if d is None
-            else _f(d.mean, signed=True)
-            + ("" if d.ci_low is None else f" [{_f(d.ci_low, signed=True)}, {_f(d.ci_high, signed=True)}]")
-        )
+        paired = _paired(d)
         lines.append(
             f"| {row['distance']} | `{row['model']}` | {row['seeds']} | {_f(row['map'])} | {paired} | "
             f"{_f(d.p_value, 3) if d else ''} | {_f(row.get('p_holm'), 3) if d else ''} | {row.get('verdict', '')} |"
         )
+    variants = [row for row in curve if "diff_default" in row]
+    if variants:
+        lines += [
+            "",
+            f"| distance | part 4 variant | seeds | minus `{DEFAULT}` [95% interval] | p |",
+            "|---:|---|---|---|---:|",
+        ]
+        for row in variants:
+            dd = row["diff_default"]
+            lines.append(
+                f"| {row['distance']} | `{row['model']}` | {row['seeds']} | {_paired(dd)} | {_f(dd.p_value, 3)} |"
+            )
     lines += [
         "",
         "| distance | model | seed | mAP50-95 | mAP50 | epochs | learned at epoch | resumed after |",
@@ -185,6 +209,15 @@ def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
             f"{run['epochs']} | {run['learned_epoch'] or 'never'} | {run['resumed_from_epoch'] or ''} |"
         )
     return lines
+
+
+def _paired(d) -> str:
+    """A paired difference as ``+mean [low, high]``, without the interval below two seeds; empty for None."""
+    if d is None:
+        return ""
+    if d.ci_low is None:
+        return _f(d.mean, signed=True)
+    return f"{_f(d.mean, signed=True)} [{_f(d.ci_low, signed=True)}, {_f(d.ci_high, signed=True)}]"
 
 
 def _figure(curve: list[dict], path: Path) -> None:

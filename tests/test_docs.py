@@ -39,7 +39,8 @@ def test_every_shipped_config_cites_the_study_that_chose_its_settings():
     assert len(configs) > 10
     for config in configs:
         header = _header(config)
-        assert "docs/results/ablation.md" in header, f"{config.name}'s header does not cite docs/results/ablation.md"
+        studies = ("docs/results/ablation.md", "docs/results/context.md")
+        assert any(study in header for study in studies), f"{config.name}'s header cites neither of {studies}"
         for cited in re.findall(r"(?:docs/results|(?:ultralytics_biformer/)?cfg)/[\w./-]*[\w/]", header):
             assert (ROOT / cited).exists(), f"{config.name}'s header cites {cited}, which does not exist"
 

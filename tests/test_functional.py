@@ -121,14 +121,19 @@ def routed_inputs(batch, heads, dk, dv, height, width, n_win, topk, dtype=torch.
     return with_clear_routing(draw, n_win, topk)
 
 
-def dense_reference(q, k, v, num_heads, n_win, topk, scale=None):
-    """Masked global multi-head attention: each query sees exactly the tokens of its region's routed key regions."""
+def dense_reference(q, k, v, num_heads, n_win, topk, scale=None, region_means=False):
+    """Masked global multi-head attention: each query sees exactly the tokens of its region's routed key regions, and
+    with ``region_means`` also one key per region, the mean of its tokens' keys, carrying the mean of their values."""
     batch, _, height, width = q.shape
     labels, regions = region_labels(height, width, n_win)
     allowed = torch.zeros(batch, regions, regions, dtype=torch.bool)
     allowed.scatter_(-1, reference_routes(q, k, n_win, topk), True)
     mask = allowed[:, labels][:, :, labels]  # (B, N query tokens, N key tokens)
     q, k, v = (t.unflatten(1, (num_heads, -1)).flatten(3).transpose(-1, -2) for t in (q, k, v))  # (B, h, N, d)
+    if region_means:
+        members = F.one_hot(labels, regions).to(k.dtype)  # (N, R)
+        k, v = (torch.cat([t, (members.T @ t) / members.sum(0)[:, None]], dim=-2) for t in (k, v))
+        mask = torch.cat([mask, torch.ones(batch, height * width, regions, dtype=torch.bool)], dim=-1)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     scores = (q @ k.transpose(-1, -2) * scale).masked_fill(~mask.unsqueeze(1), float("-inf"))
     out = scores.softmax(dim=-1) @ v  # (B, h, N, dv)
@@ -150,6 +155,27 @@ def test_matches_dense_reference(batch, heads, dk, dv, height, width, n_win, top
     out = bilevel_routing_attention(q, k, v, heads, n_win, topk, fused=fused)
     assert out.shape == (batch, heads * dv, height, width) and out.dtype == torch.float64
     torch.testing.assert_close(out, dense_reference(q, k, v, heads, n_win, topk), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch, heads, dk, dv, height, width, n_win, topk", SHAPES)
+@pytest.mark.parametrize("fused", FUSED)
+def test_region_means_match_dense_reference(batch, heads, dk, dv, height, width, n_win, topk, fused):
+    q, k, v = routed_inputs(batch, heads, dk, dv, height, width, n_win, topk, offset=1.0)
+    out = bilevel_routing_attention(q, k, v, heads, n_win, topk, fused=fused, region_means=True)
+    expected = dense_reference(q, k, v, heads, n_win, topk, region_means=True)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_region_means_change_the_output_and_reach_unrouted_regions():
+    """A query whose region routes only to itself still depends on the values of every other region."""
+    q, k, v = (t.requires_grad_() for t in routed_inputs(1, 1, 4, 4, 8, 8, 4, 1))
+    out = bilevel_routing_attention(q, k, v, 1, 4, 1, region_means=True)
+    assert not torch.allclose(out, bilevel_routing_attention(q, k, v, 1, 4, 1))
+    out[0, :, 0, 0].sum().backward()  # one query token of region 0
+    routed = set(route_regions(q.detach(), k.detach(), 4, 1)[0, 0].tolist())
+    labels, _ = region_labels(8, 8, 4)
+    reached = {int(r) for r in labels[v.grad[0].abs().sum(0).flatten() > 0]}
+    assert reached == set(range(16)) and routed < reached
 
 
 @pytest.mark.parametrize("fused", FUSED)
@@ -188,6 +214,7 @@ def test_channels_last_equals_contiguous(fused):
     torch.testing.assert_close(bilevel_routing_attention(q_cl, k_cl, v_cl, 2, 4, 3, fused=fused), out)
 
 
+@pytest.mark.parametrize("region_means", (False, True), ids=("", "region-means"))
 @pytest.mark.parametrize("fused", (True, False))
 @pytest.mark.parametrize(
     "height, width, n_win, topk",
@@ -197,13 +224,27 @@ def test_channels_last_equals_contiguous(fused):
         pytest.param(5, 3, 2, 4, id="all-regions-padded"),
     ],
 )
-def test_gradcheck(height, width, n_win, topk, fused):
+def test_gradcheck(height, width, n_win, topk, fused, region_means):
     """Fast mode compares random projections of the analytic and numerical Jacobians: any wrong gradient entry shows
     up in them almost surely, at a fraction of the cost of comparing every entry."""
     q, k, v = (t.requires_grad_() for t in routed_inputs(1, 2, 2, 3, height, width, n_win, topk))
     assert torch.autograd.gradcheck(
-        lambda q, k, v: bilevel_routing_attention(q, k, v, 2, n_win, topk, fused=fused), (q, k, v), fast_mode=True
+        lambda q, k, v: bilevel_routing_attention(q, k, v, 2, n_win, topk, fused=fused, region_means=region_means),
+        (q, k, v),
+        fast_mode=True,
     )
+
+
+@pytest.mark.parametrize("region_means", (False, True), ids=("", "region-means"))
+@pytest.mark.parametrize("fused", (True, False))
+def test_gathering_in_blocks_equals_one_gather(monkeypatch, fused, region_means):
+    """Eager calls without autograd gather routed regions a block of query regions at a time; a block budget of one
+    byte makes every query region its own block."""
+    q, k, v = routed_inputs(2, 2, 4, 6, 13, 10, 4, 3)
+    expected = dense_reference(q, k, v, 2, 4, 3, region_means=region_means)
+    monkeypatch.setattr(Fn, "GATHER_BLOCK_BYTES", 1)
+    out = bilevel_routing_attention(q, k, v, 2, 4, 3, fused=fused, region_means=region_means)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("fused", FUSED)
@@ -431,14 +472,18 @@ def test_eval_forward_memory_on_a_large_map():
 SIZES = [(1, 1), (1, 6), (5, 1), (3, 4), (8, 8), (9, 7), (13, 20), (20, 20), (21, 11)]
 
 
-@pytest.mark.parametrize("n_win, topk", [(1, 1), (2, 2), (3, 4), (4, 3), (7, 4), (2, 4), (3, 9)])
+@pytest.mark.parametrize(
+    "n_win, topk, region_means",
+    [(1, 1, False), (2, 2, False), (3, 4, False), (4, 3, False), (7, 4, False), (2, 4, False), (3, 9, False)]
+    + [(3, 4, True), (3, 9, True)],
+)
 @pytest.mark.parametrize("fused", [False, True])
-def test_export_path_equals_eager_path(n_win, topk, fused):
+def test_export_path_equals_eager_path(n_win, topk, region_means, fused):
     """The operator traced at one size computes exactly what it does eagerly at every size, padded or not, routed or
     global, and tracing it freezes nothing."""
 
     def operator(q, k, v):
-        return Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused)
+        return Fn.routing_attention_heads(q, k, v, n_win, topk, None, fused, region_means)
 
     g = torch.Generator().manual_seed(n_win * 10 + topk)
     example = tuple(torch.randn(2, 2, d, 9, 7, generator=g, dtype=torch.float64) for d in (4, 4, 6))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -158,6 +159,33 @@ def test_yaml_layer_scale_key_rejects_bad_values(value):
     cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
     cfg["bra_layer_scale"] = value
     with pytest.raises(ValueError, match=rf"bra_layer_scale: layer_scale must be a number from 0 to 1, got {value!r}"):
+        build(cfg)
+
+
+def test_yaml_region_means_key_reaches_every_routing_attention():
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))  # C2PSA_BRA, C3k2_BRA and a standalone BRA
+    cfg["head"].insert(len(cfg["head"]) - 1, [-1, 1, "BRA", [1024, 2, 2]])
+    cfg["head"][-1][0] = [16, 19, 23]
+    default = build(copy.deepcopy(cfg))
+    cfg["bra_region_means"] = True
+    model = build(cfg)
+    attentions = [m for m in model.modules() if isinstance(m, BiLevelRoutingAttention)]
+    assert len(attentions) == 5 and all(a.region_means for a in attentions)  # layer 10 holds one, 16/19/22/23 one each
+    assert not any(m.region_means for m in default.modules() if isinstance(m, BiLevelRoutingAttention))
+    # The option adds no parameters: same weights (given weight, see wake_branches), other attention.
+    model.load_state_dict(wake_branches(default).state_dict())
+    stock_attentions = [m for m in default.modules() if isinstance(m, BiLevelRoutingAttention)]
+    with torch.no_grad():
+        for ours, stock in zip(attentions, stock_attentions):
+            x = torch.randn(1, ours.proj.conv.out_channels, 16, 16)
+            assert not torch.allclose(ours.eval()(x), stock.eval()(x))
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_yaml_region_means_key_rejects_non_booleans(value):
+    cfg = copy.deepcopy(tasks.yaml_model_load("yolo11n-biformer.yaml"))
+    cfg["bra_region_means"] = value
+    with pytest.raises(ValueError, match=rf"bra_region_means must be true or false, got {re.escape(repr(value))}"):
         build(cfg)
 
 

@@ -4,6 +4,7 @@ channels_last, tracing for export, SyncBatchNorm, bad routing arguments."""
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import pytest
@@ -271,6 +272,9 @@ def test_bra_layer_scale_starts_every_residual_branch_at_that_gain():
         pytest.param(lambda: BiLevelRoutingAttention(64, 2, attn_ratio=0), r"key width.*= 0", id="attn-ratio-0"),
         pytest.param(lambda: BRA(64, mlp_ratio=0), r"mlp_ratio.*64 \* 0\)", id="BRA-mlp_ratio=0"),
         pytest.param(lambda: BRA(64, mlp_ratio=-1), r"mlp_ratio", id="BRA-mlp_ratio<0"),
+        pytest.param(lambda: BRA(64, region_means=1), r"region_means.* 1$", id="BRA-region_means=1"),
+        pytest.param(lambda: C2PSA_BRA(128, 128, region_means="yes"), r"region_means.*'yes'$", id="C2PSA_BRA-means"),
+        pytest.param(lambda: C3k2_BRA(64, 64, region_means=None), r"region_means.* None$", id="C3k2_BRA-means"),
     ],
 )
 def test_invalid_args_raise_value_error_naming_the_value(build, pattern):
@@ -311,10 +315,11 @@ def test_ultralytics_fuse_keeps_outputs():
     torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
 
 
-def test_traced_module_follows_the_input_size():
+@pytest.mark.parametrize("region_means", [False, True], ids=["", "region-means"])
+def test_traced_module_follows_the_input_size(region_means):
     """A BRA block traced at one size computes the eager result at other sizes, and tracing it warns of nothing frozen."""
     torch.manual_seed(0)
-    block = wake_branches(BRA(64, n_win=4, topk=3)).eval()
+    block = wake_branches(BRA(64, n_win=4, topk=3, region_means=region_means)).eval()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(block, torch.randn(1, 64, 16, 16), check_trace=False)
@@ -324,6 +329,18 @@ def test_traced_module_follows_the_input_size():
         for b, h, w in [(1, 16, 16), (2, 9, 13), (1, 1, 1), (3, 40, 24), (1, 5, 3), (2, 17, 16)]:
             x = torch.randn(b, 64, h, w)
             torch.testing.assert_close(traced(x), block(x), rtol=1e-4, atol=1e-5, msg=f"{b}x{h}x{w}")
+
+
+def test_a_module_pickled_before_region_means_existed_loads_without_them():
+    """Checkpoints pickle whole modules; one saved before the option lacks the attribute and must run as it did."""
+    torch.manual_seed(0)
+    block = wake_branches(BRA(64, n_win=4, topk=2)).eval()
+    del block.attn.__dict__["region_means"]
+    restored = pickle.loads(pickle.dumps(block))
+    x = torch.randn(1, 64, 12, 12)
+    with torch.no_grad():
+        assert restored.attn.region_means is False
+        torch.testing.assert_close(restored(x), block(x))
 
 
 def test_a_frozen_grid_would_be_caught(monkeypatch):

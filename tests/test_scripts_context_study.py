@@ -1,4 +1,5 @@
-"""scripts/context_study.py: the learned-epoch rule, and Holm over every model and distance of the study."""
+"""scripts/context_study.py: the learned-epoch rule, Holm over every model and distance of the study, and part 4's
+variants in a family of their own."""
 
 from __future__ import annotations
 
@@ -42,15 +43,15 @@ def _records(root: Path, distance: int, maps: dict[str, list[float]], map50=None
 
 def test_summary_pairs_by_seed_and_corrects_over_the_whole_study(study, tmp_path):
     base = [0.5, 0.5, 0.5]
-    _records(tmp_path, 8, {"yolo11n.yaml": base, "b.yaml": [0.45, 0.47, 0.46]})  # p 0.0202 alone
-    _records(tmp_path, 48, {"yolo11n.yaml": base, "b.yaml": [0.52, 0.47, 0.50]}, map50=[0.5, 0.52])
+    _records(tmp_path, 8, {"yolo11n.yaml": base, "yolo12n.yaml": [0.45, 0.47, 0.46]})  # p 0.0202 alone
+    _records(tmp_path, 48, {"yolo11n.yaml": base, "yolo12n.yaml": [0.52, 0.47, 0.50]}, map50=[0.5, 0.52])
     curve, runs = study.summarise(study.load(tmp_path))
     rows = {(r["distance"], r["model"]): r for r in curve}
-    near = rows[8, "b.yaml"]
+    near = rows[8, "yolo12n.yaml"]
     assert near["diff"].mean == pytest.approx(-0.04) and near["diff"].p_value == pytest.approx(0.0202, abs=1e-4)
     assert near["p_holm"] == pytest.approx(2 * near["diff"].p_value)  # two tested comparisons in the family
     assert near["verdict"] == "worse"  # 0.040 < 0.05
-    assert rows[48, "b.yaml"]["verdict"] == "no detectable difference"
+    assert rows[48, "yolo12n.yaml"]["verdict"] == "no detectable difference"
     assert "diff" not in rows[8, "yolo11n.yaml"]
     assert {(r["distance"], r["learned_epoch"]) for r in runs} == {(8, 2), (48, None)}
     lines = study.write(curve, runs, tmp_path)
@@ -59,19 +60,39 @@ def test_summary_pairs_by_seed_and_corrects_over_the_whole_study(study, tmp_path
         written = list(csv.DictReader(f))
     assert [(r["distance"], r["model"], r["verdict"]) for r in written] == [
         ("8", "yolo11n.yaml", ""),
-        ("8", "b.yaml", "worse"),
+        ("8", "yolo12n.yaml", "worse"),
         ("48", "yolo11n.yaml", ""),
-        ("48", "b.yaml", "no detectable difference"),
+        ("48", "yolo12n.yaml", "no detectable difference"),
     ]
-    assert any("| 48 | `b.yaml` | 0 | 0.5200 | 0.5200 | 2 | never |" in line for line in lines)
+    assert any("| 48 | `yolo12n.yaml` | 0 | 0.5200 | 0.5200 | 2 | never |" in line for line in lines)
 
 
 def test_comparisons_without_a_p_value_count_in_the_family_and_early_verdicts_are_interim(study, tmp_path):
-    _records(tmp_path, 8, {"yolo11n.yaml": [0.5, 0.5], "b.yaml": [0.45, 0.46]})  # two seeds
-    _records(tmp_path, 48, {"yolo11n.yaml": [0.5], "b.yaml": [0.52]})  # one seed: no p-value yet
+    _records(tmp_path, 8, {"yolo11n.yaml": [0.5, 0.5], "yolo12n.yaml": [0.45, 0.46]})  # two seeds
+    _records(tmp_path, 48, {"yolo11n.yaml": [0.5], "yolo12n.yaml": [0.52]})  # one seed: no p-value yet
     curve, _ = study.summarise(study.load(tmp_path))
     rows = {(r["distance"], r["model"]): r for r in curve}
-    near, far = rows[8, "b.yaml"], rows[48, "b.yaml"]
+    near, far = rows[8, "yolo12n.yaml"], rows[48, "yolo12n.yaml"]
     assert near["p_holm"] == pytest.approx(min(1.0, 2 * near["diff"].p_value))  # the untested one counts
     assert near["verdict"] == "interim, 2 of 3 seeds: no detectable difference"
     assert far["p_holm"] is None and far["verdict"] == "no verdict possible with one seed"
+
+
+def test_part_4_variants_are_decided_apart_from_the_study_and_against_the_default_too(study, tmp_path):
+    base = [0.5, 0.5, 0.5]
+    _records(tmp_path, 8, {"yolo11n.yaml": base, "yolo12n.yaml": [0.45, 0.47, 0.46]})  # p 0.0202 alone
+    _records(
+        tmp_path,
+        40,
+        {"yolo11n.yaml": base, "yolo11n-biformer.yaml": [0.52, 0.47, 0.50], "cfg/v.yaml": [0.61, 0.58, 0.60]},
+    )
+    curve, _ = study.summarise(study.load(tmp_path))
+    rows = {(r["distance"], r["model"]): r for r in curve}
+    near, variant = rows[8, "yolo12n.yaml"], rows[40, "v.yaml"]
+    assert near["p_holm"] == pytest.approx(2 * near["diff"].p_value)  # the study's two, not three, comparisons
+    assert variant["family"] == "part 4" and variant["p_holm"] == pytest.approx(variant["diff"].p_value)  # alone
+    assert variant["verdict"] == "part 4: better"
+    assert variant["diff_default"].mean == pytest.approx(0.10)  # paired with yolo11n-biformer.yaml, seed by seed
+    assert "diff_default" not in rows[40, "yolo11n-biformer.yaml"]
+    lines = study.write(curve, [], tmp_path)
+    assert any(line.startswith("| 40 | `v.yaml` | 0 1 2 | +0.1000 [") for line in lines)

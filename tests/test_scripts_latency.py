@@ -1,13 +1,14 @@
 """scripts/benchmark_latency.py and scripts/profile_latency.py: their tables, CSV and op categories on synthetic
 timings.
 
-Nothing here exports or times a model; the scripts' measuring paths are smoke-tested by running them (see their
-docstrings). Building yolo11n-biformer for the layer lookup takes a second or two.
+Nothing here times a model, and one test exports one; the scripts' measuring paths are smoke-tested by running them
+(see their docstrings). Building yolo11n-biformer for the layer lookup takes a second or two.
 """
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -88,6 +89,13 @@ def test_a_run_that_fails_is_reported_and_the_others_still_timed(bench):
     ms = bench.time_runs({"a": lambda: None, "b": broken, "c": lambda: None}, errors, warmup=0, rounds=3)
     assert set(ms) == {"a", "c"} and all(v >= 0 for v in ms.values())
     assert errors == {"b": "run failed: RuntimeError: no such input"}
+
+
+def test_a_model_yaml_given_by_a_relative_path_exports(bench, tmp_path, monkeypatch):
+    """Exports run inside their own folder, where a relative path no longer leads to the YAML."""
+    monkeypatch.chdir(Path(__file__).parents[1])
+    exported = bench.export("ultralytics_biformer/cfg/ablation/yolo11n-bf-means.yaml", "onnx", 64, False, tmp_path)
+    assert exported.suffix == ".onnx" and exported.is_file()
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,14 @@ def _real_token_mask(grid: RegionGrid, device: torch.device) -> torch.Tensor:
     return real.transpose(1, 2).reshape(grid.num_regions, grid.region_tokens)  # (nh sh) (nw sw) -> (nh nw) (sh sw)
 
 
+def _region_mean(t: torch.Tensor, grid: RegionGrid, real: torch.Tensor | None, dtype=None) -> torch.Tensor:
+    """Mean over the real tokens of each region of a region-partitioned ``(B, heads, regions, tokens, d)`` tensor:
+    ``(B, heads, regions, d)``, accumulated in ``dtype`` (t's own when None); ``real`` is the grid's
+    :func:`_padding_mask`. Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean."""
+    counts = grid.region_tokens if real is None else real.sum(-1, keepdim=True)  # (R, 1) integers
+    return t.sum(3, dtype=dtype) / counts
+
+
 def route_regions(q: torch.Tensor, k: torch.Tensor, n_win: int, topk: int) -> torch.Tensor:
     """Level one: for each query region, the indices of its ``min(topk, regions)`` most related key regions.
 
@@ -223,11 +231,9 @@ def _route(
     # Autocast would run the affinity matmul in fp16, where it overflows to inf (every region then ties) or rounds
     # near-ties apart from the float32 routing of validation and export.
     with torch.no_grad(), _without_autocast(q.device.type):
-        # Zero padding adds nothing to a sum, so dividing by the real-token count gives the mean over real tokens.
-        counts = grid.region_tokens if real is None else real.sum(-1, keepdim=True).float()  # (R, 1)
         # b h r d -> b r (h d): one descriptor per region over all heads' channels
         q_region, k_region = (
-            t.sum(3, dtype=torch.float32).transpose(1, 2).reshape(t.shape[0], grid.num_regions, -1) / counts
+            _region_mean(t, grid, real, torch.float32).transpose(1, 2).reshape(t.shape[0], grid.num_regions, -1)
             for t in (q, k)
         )
         affinity = q_region @ k_region.transpose(-1, -2)  # (B, R, R), the paper's A^r
@@ -322,7 +328,7 @@ def _widen(t: torch.Tensor, n) -> torch.Tensor:
     return F.pad(t, (0, n)) if n > 0 else t
 
 
-def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused, means=None) -> torch.Tensor:
     """Strategy for routing that keeps every region: every token attends to every token, nothing is gathered.
 
     When each query region routes to all regions, its routed keys are all keys, and softmax attention does not depend
@@ -337,17 +343,22 @@ def _global_attention(q, k, v, mask, lead, grid: RegionGrid, scale, fused) -> to
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
         fused (bool): Run :func:`_fused_attention`, else :func:`_explicit_attention`.
+        means (tuple, optional): ``(B, heads, regions, d)`` region-mean keys and values, every query's extra keys.
 
     Returns:
         (torch.Tensor): ``(B, heads, regions, tokens, dv)``.
     """
     all_tokens = grid.num_regions * grid.region_tokens
     q, k, v = (t.reshape(*lead, all_tokens, -1) for t in (q, k, v))  # b h r t d -> b h (r t) d
-    mask = None if mask is None else mask.reshape(1, 1, 1, -1)
+    mask = None if mask is None else mask.reshape(1, 1, -1)
+    if means is not None:
+        k, v = (torch.cat([t, t_mean], dim=-2) for t, t_mean in zip((k, v), means))
+        mask = None if mask is None else _also_attend(mask, grid.num_regions)
+    mask = None if mask is None else mask.unsqueeze(0)
     return _attend(q, k, v, mask, scale, fused).reshape(*lead, grid.num_regions, grid.region_tokens, -1)
 
 
-def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused, means=None) -> torch.Tensor:
     """Strategy for routing that keeps some regions: every query region attends to the tokens of its routed regions,
     gathered for all query regions at once (the paper's ``K^g, V^g``).
 
@@ -363,38 +374,54 @@ def _routed_attention(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fuse
         grid (RegionGrid): The partition's grid.
         scale (float | torch.Tensor): Score scale.
         fused (bool): Run :func:`_fused_attention`, else :func:`_explicit_attention`.
+        means (tuple, optional): As for :func:`_global_attention`.
 
     Returns:
         (torch.Tensor): ``(B, heads, regions, tokens, dv)``.
     """
-    q, k, v, index, mask = _one_region_per_row(q, k, v, routes, mask, lead, grid)
-    out = _attend_routed(q, k, v, index, mask, scale, fused)
+    q, k, v, index, mask, means = _one_region_per_row(q, k, v, routes, mask, lead, grid, means)
+    out = _attend_routed(q, k, v, index, mask, scale, fused, means)
     return out.reshape(*lead, grid.num_regions, grid.region_tokens, -1)
 
 
-def _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+def _routed_attention_in_blocks(
+    q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused, means=None
+) -> torch.Tensor:
     """:func:`_routed_attention` for one block of query regions at a time, for eager calls without autograd.
 
     Gathered keys and values are ``K`` times the size of k and v. Without autograd nothing needs a block's copies once
     its attention is done, so only one block's, about ``GATHER_BLOCK_BYTES``, exist at a time. Same arguments and
     result as :func:`_routed_attention`.
     """
-    q, k, v, index, mask = _one_region_per_row(q, k, v, routes, mask, lead, grid)
-    bytes_per_row = index.shape[-1] * grid.region_tokens * (k.shape[-1] + v.shape[-1]) * k.element_size()
-    rows_per_block = max(1, GATHER_BLOCK_BYTES // bytes_per_row)
+    q, k, v, index, mask, means = _one_region_per_row(q, k, v, routes, mask, lead, grid, means)
+    keys_per_row = index.shape[-1] * grid.region_tokens + (0 if means is None else grid.num_regions)
+    rows_per_block = max(1, GATHER_BLOCK_BYTES // (keys_per_row * (k.shape[-1] + v.shape[-1]) * k.element_size()))
     blocks = [slice(i, i + rows_per_block) for i in range(0, len(q), rows_per_block)]
-    outs = [_attend_routed(q[b], k, v, index[b], None if mask is None else mask[b], scale, fused) for b in blocks]
+    outs = [
+        _attend_routed(
+            q[b],
+            k,
+            v,
+            index[b],
+            None if mask is None else mask[b],
+            scale,
+            fused,
+            None if means is None else (means[0][b], means[1][b]),
+        )
+        for b in blocks
+    ]
     out = outs[0] if len(outs) == 1 else torch.cat(outs)  # cat would copy a lone block
     return out.reshape(*lead, grid.num_regions, grid.region_tokens, -1)
 
 
-def _one_region_per_row(q, k, v, routes, mask, lead, grid: RegionGrid):
+def _one_region_per_row(q, k, v, routes, mask, lead, grid: RegionGrid, means=None):
     """Lay region-partitioned ``(B, heads, regions, tokens, d)`` tensors out as one region per row, and index each
     query row's routed rows of k and v.
 
     Returns:
         (tuple): q, k and v as ``(B*heads*regions, tokens, d)``; the ``(B*heads*regions, K)`` flat index of the routed
-        rows; and the ``(B*heads*regions, 1, K*tokens)`` mask of their real tokens, or None when ``mask`` is None.
+        rows; the ``(B*heads*regions, 1, keys)`` mask of the keys each row attends to, or None when ``mask`` is None;
+        and ``means`` repeated for each query row as ``(B*heads*regions, regions, d)``, or None.
     """
     batch, heads = lead
     regions, tokens, n_routed = grid.num_regions, grid.region_tokens, routes.shape[-1]
@@ -407,13 +434,24 @@ def _one_region_per_row(q, k, v, routes, mask, lead, grid: RegionGrid):
         keys = n_routed * tokens  # not -1, which OpenVINO 2026.4 read as 1 in this reshape, failing the export
         mask = mask.index_select(0, routes.flatten()).reshape(batch, 1, regions, keys)
         mask = mask.expand(batch, heads, regions, keys).reshape(-1, 1, keys)
-    return q, k, v, index, mask
+    if means is not None:  # b h r d -> (b h q) r d: every query region attends to the same region means
+        means = tuple(t.unsqueeze(2).expand(-1, -1, regions, -1, -1).reshape(-1, regions, t.shape[-1]) for t in means)
+        mask = None if mask is None else _also_attend(mask, regions)
+    return q, k, v, index, mask, means
 
 
-def _attend_routed(q, k, v, index, mask, scale, fused):
-    """Attention of query rows ``q`` to the tokens of their routed rows ``index`` of k and v."""
+def _attend_routed(q, k, v, index, mask, scale, fused, means=None):
+    """Attention of query rows ``q`` to the tokens of their routed rows ``index`` of k and v, and to ``means``, the
+    region-mean keys and values laid out per row, where given."""
     k_g, v_g = _gather_rows(k, index), _gather_rows(v, index)  # the paper's K^g and V^g
+    if means is not None:
+        k_g, v_g = (torch.cat([t, t_mean], dim=1) for t, t_mean in zip((k_g, v_g), means))
     return _attend(q, k_g, v_g, mask, scale, fused)
+
+
+def _also_attend(mask: torch.Tensor, n) -> torch.Tensor:
+    """A key mask ``(..., keys)`` extended by ``n`` keys that every query may attend to (region means are real)."""
+    return torch.cat([mask, mask.new_ones(*mask.shape[:-1], n)], dim=-1)
 
 
 def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -440,6 +478,7 @@ def bilevel_routing_attention(
     topk: int,
     scale: float | None = None,
     fused: bool | None = None,
+    region_means: bool = False,
 ) -> torch.Tensor:
     """Bi-Level Routing Attention over ``(B, C, H, W)`` maps.
 
@@ -447,6 +486,11 @@ def bilevel_routing_attention(
     :func:`region_grid` for the tiling and :func:`route_regions` for the routing). Head ``h`` owns the ``h``-th
     contiguous block of channels of q, k and v. When ``topk`` covers every region this is exactly global multi-head
     attention.
+
+    With ``region_means`` every query also attends, in the same softmax, to one extra key per region of the grid: the
+    mean key of its real tokens, carrying their mean value. Routing reaches only the regions whose mean key matches the
+    query region's, and is chosen without gradient; the region means give every query a coarse view of the whole map,
+    routed or not, at a cost of ``regions`` keys per query.
 
     Args:
         q (torch.Tensor): Queries ``(B, num_heads*dk, H, W)``.
@@ -459,6 +503,7 @@ def bilevel_routing_attention(
         fused (bool, optional): True runs ``F.scaled_dot_product_attention``, False the explicit matmul-softmax path;
             None (default) picks the faster for the block size and device. Both give the same result (fp16 and bf16
             scores run in float32 on either path).
+        region_means (bool): Also attend to the mean key and value of every region.
 
     Returns:
         (torch.Tensor): ``(B, num_heads*dv, H, W)``, the dtype and device of v.
@@ -468,9 +513,9 @@ def bilevel_routing_attention(
         >>> bilevel_routing_attention(q, k, v, num_heads=2, n_win=7, topk=4).shape
         torch.Size([2, 128, 20, 20])
     """
-    _check_inputs(q, k, v, num_heads, n_win, topk)
+    _check_inputs(q, k, v, num_heads, n_win, topk, region_means)
     q, k, v = (t.unflatten(1, (num_heads, -1)) for t in (q, k, v))
-    return routing_attention_heads(q, k, v, n_win, topk, scale, fused)
+    return routing_attention_heads(q, k, v, n_win, topk, scale, fused, region_means)
 
 
 # Export. Ultralytics exports ONNX (``dynamo=False``), TorchScript and OpenVINO by tracing. A tracer records tensor
@@ -495,6 +540,7 @@ def routing_attention_heads(
     topk: int,
     scale: float | None = None,
     fused: bool | None = None,
+    region_means: bool = False,
 ) -> torch.Tensor:
     """:func:`bilevel_routing_attention` on head-split ``(B, heads, d, H, W)`` inputs, unchecked.
 
@@ -518,6 +564,7 @@ def routing_attention_heads(
         topk (int): Key regions each query region attends to, a positive integer.
         scale (float, optional): Score scale; ``dk ** -0.5`` when None.
         fused (bool, optional): As for :func:`bilevel_routing_attention`.
+        region_means (bool): As for :func:`bilevel_routing_attention`.
 
     Returns:
         (torch.Tensor): ``(B, heads*dv, H, W)``.
@@ -538,13 +585,19 @@ def routing_attention_heads(
         fused = not tracing and _fused_is_faster(q, min(topk, grid.num_regions) * grid.region_tokens)
     if fused:
         q, k, v = _fused_widths(q, k, v)  # before any gather, which multiplies k and v by K
-        out = _level_two(q, k, v, routes, mask, lead, grid, scale, True)
+        means = _region_means(k, v, grid, mask) if region_means else None
+        out = _level_two(q, k, v, routes, mask, lead, grid, scale, True, means)
     else:
-        out = _explicit_level_two(q, k, v, routes, mask, lead, grid, scale)
+        out = _explicit_level_two(q, k, v, routes, mask, lead, grid, scale, region_means)
     return _from_regions(out[..., :dv], grid)
 
 
-def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale) -> torch.Tensor:
+def _region_means(k, v, grid: RegionGrid, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(B, heads, regions, d)`` mean keys and values over each region's real tokens, for ``region_means``."""
+    return _region_mean(k, grid, mask), _region_mean(v, grid, mask)
+
+
+def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale, region_means) -> torch.Tensor:
     """:func:`_level_two` on the explicit path, padding masked in the keys (:func:`_scale_and_mask_keys`)."""
     if _low_precision(q):
         # fp16 scores overflow to inf, and softmax turns that into NaN, once |q.k| * scale passes 65504, which large
@@ -553,24 +606,29 @@ def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale) ->
         # matmuls back), and the result takes the dtype the fused path would give.
         dtype = v.dtype if v.dtype != torch.float32 else torch.get_autocast_dtype(v.device.type)
         with _without_autocast(q.device.type):
-            return _explicit_level_two(q.float(), k.float(), v.float(), routes, mask, lead, grid, scale).to(dtype)
+            q, k, v = q.float(), k.float(), v.float()
+            return _explicit_level_two(q, k, v, routes, mask, lead, grid, scale, region_means).to(dtype)
+    means = _region_means(k, v, grid, mask) if region_means else None  # before the keys gain the mask channel
     if mask is not None:
         q, k = _scale_and_mask_keys(q, k, mask, scale)
         scale = None
-    return _level_two(q, k, v, routes, None, lead, grid, scale, False)
+        if means is not None:  # a mask channel of 0: region means are real keys
+            means = (F.pad(means[0], (0, 1)), means[1])
+    return _level_two(q, k, v, routes, None, lead, grid, scale, False, means)
 
 
-def _level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused) -> torch.Tensor:
+def _level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale, fused, means=None) -> torch.Tensor:
     """Token attention of region-partitioned q, k and v by the strategy that suits the call: global when ``routes``
-    is None (routing keeps every region), else routed, in blocks for eager calls without autograd."""
+    is None (routing keeps every region), else routed, in blocks for eager calls without autograd. ``means`` are the
+    region-mean keys and values every query also attends to, or None."""
     if routes is None:
-        return _global_attention(q, k, v, mask, lead, grid, scale, fused)
+        return _global_attention(q, k, v, mask, lead, grid, scale, fused, means)
     if torch.jit.is_tracing() or _needs_grad(q, k, v):
-        return _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused)
-    return _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused)
+        return _routed_attention(q, k, v, routes, mask, lead, grid, scale, fused, means)
+    return _routed_attention_in_blocks(q, k, v, routes, mask, lead, grid, scale, fused, means)
 
 
-def _check_inputs(q, k, v, num_heads, n_win, topk):
+def _check_inputs(q, k, v, num_heads, n_win, topk, region_means):
     if q.dim() != 4 or k.shape != q.shape or v.dim() != 4 or v.shape[0] != q.shape[0] or v.shape[2:] != q.shape[2:]:
         raise ValueError(
             "q and k must share one shape (B, heads*dk, H, W) and v must be (B, heads*dv, H, W); "
@@ -586,14 +644,17 @@ def _check_inputs(q, k, v, num_heads, n_win, topk):
         raise ValueError(
             f"channels of q ({q.shape[1]}) and v ({v.shape[1]}) must be divisible by num_heads={num_heads}"
         )
-    check_routing_args(n_win, topk)
+    check_routing_args(n_win, topk, region_means)
 
 
-def check_routing_args(n_win, topk) -> None:
-    """Raise a ValueError naming ``n_win`` or ``topk`` unless both are positive integers.
+def check_routing_args(n_win, topk, region_means=False) -> None:
+    """Raise a ValueError naming the argument unless ``n_win`` and ``topk`` are positive integers and
+    ``region_means`` is True or False.
 
     The one check of the routing arguments, made where they enter: the public functions here and the construction or
     conversion of a module. Internal calls, every forward pass included, take them as checked.
     """
     check_positive_int("n_win", n_win)
     check_positive_int("topk", topk)
+    if not isinstance(region_means, bool):
+        raise ValueError(f"region_means must be True or False, got {region_means!r}")

@@ -7,9 +7,10 @@
   channels, width scaling, ``max_channels`` caps, depth-scaled repeats and the per-scale C3k2 flags. The built twins
   are then turned into our blocks in place. A YAML row of ours is its twin's row with ``n_win, topk`` appended, e.g.
   ``[-1, 2, C2PSA_BRA, [1024, 2, 2]]``; ``BRA`` rows are ``[c2, n_win, topk]`` with c2 scaled like any stock row's
-  and required to equal the incoming channels, since BRA preserves them. An optional top-level key
-  ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero. Each block
-  is one :class:`BlockSpec` in ``_BLOCKS``.
+  and required to equal the incoming channels, since BRA preserves them. Optional top-level keys set what rows do
+  not: ``bra_layer_scale: 0.1`` starts every new BRA block's residual branches at that gain instead of zero, and
+  ``bra_region_means: true`` makes every routing attention also attend to each region's mean key and value. Each
+  block is one :class:`BlockSpec` in ``_BLOCKS``.
 - ``check_yaml``: bare names of the model YAMLs we ship (``yolo11n-biformer.yaml``) resolve to our ``cfg/``, from any
   working directory, unless a file of that name exists locally.
 
@@ -101,13 +102,13 @@ def _is_bool(x) -> bool:
     return isinstance(x, bool)
 
 
-def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0) -> BRA:
+def _bra_from_conv(conv: Conv, *, n_win: int, topk: int, layer_scale: float = 0.0, region_means: bool = False) -> BRA:
     c1, c2 = conv.conv.in_channels, conv.conv.out_channels
     if c1 != c2:
         raise ValueError(
             f"BRA preserves channels, but its input has {c1} and the row asks for {c2} (after width scaling)"
         )
-    return BRA(c1, n_win=n_win, topk=topk, layer_scale=layer_scale)
+    return BRA(c1, n_win=n_win, topk=topk, layer_scale=layer_scale, region_means=region_means)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ class BlockSpec:
         name: The block's name in model YAMLs, e.g. ``"C2PSA_BRA"``.
         twin: The name of the stock block whose row it borrows, e.g. ``"C2PSA"``; looked up in
             ``ultralytics.nn.tasks`` as the stock parser does.
-        convert: Turns one built twin into our block, given ``n_win`` and ``topk`` (and ``layer_scale`` when
-            ``takes_layer_scale``); raises ValueError or TypeError when the built twin cannot become one.
+        convert: Turns one built twin into our block, given ``n_win``, ``topk`` and ``region_means`` (and
+            ``layer_scale`` when ``takes_layer_scale``); raises ValueError or TypeError when the built twin cannot
+            become one.
         form: The accepted args, as error messages quote them.
         stock_checks: The twin's args in YAML order, each a ``(name, test)`` pair; a row gives at most this many
             before ``n_win, topk``, and the first (``c2``) is required.
@@ -175,12 +177,12 @@ class BlockSpec:
                 raise fail(f"{key} is {value!r}")
         return stock_args, n_win, topk
 
-    def convert_layer(self, stock: nn.Module, *, n_win: int, topk: int, layer_scale: float) -> nn.Module:
+    def convert_layer(self, stock: nn.Module, *, n_win: int, topk: int, options: _YamlOptions) -> nn.Module:
         """Our block from the built twin, or an ``nn.Sequential`` of them where the parser built ``n > 1`` repeats
         of a twin that takes no repeat count (a 1x1 Conv)."""
-        kwargs = {"n_win": n_win, "topk": topk}
+        kwargs = {"n_win": n_win, "topk": topk, "region_means": options.region_means}
         if self.takes_layer_scale:
-            kwargs["layer_scale"] = layer_scale
+            kwargs["layer_scale"] = options.layer_scale
         if isinstance(stock, nn.Sequential):
             return nn.Sequential(*(self.convert(m, **kwargs) for m in stock))
         return self.convert(stock, **kwargs)
@@ -224,8 +226,9 @@ _BLOCKS = {
     )
 }
 
-# Optional top-level model-YAML key: the initial gain of every new BRA block's residual branches (see ``BRA``).
-LAYER_SCALE_KEY = "bra_layer_scale"
+# Optional top-level model-YAML keys, for every block of ours that takes them (see ``BRA``).
+LAYER_SCALE_KEY = "bra_layer_scale"  # initial gain of every new BRA block's residual branches
+REGION_MEANS_KEY = "bra_region_means"  # every routing attention also attends to each region's mean key and value
 
 
 def _spec_of(row) -> BlockSpec | None:
@@ -233,14 +236,27 @@ def _spec_of(row) -> BlockSpec | None:
     return _BLOCKS.get(row[2]) if isinstance(row[2], str) else None
 
 
-def _layer_scale(d: dict) -> float:
-    """The model YAML's ``bra_layer_scale``, 0 when absent, validated."""
-    layer_scale = d.get(LAYER_SCALE_KEY, 0.0)
-    try:
-        check_layer_scale(layer_scale)
-    except ValueError as e:
-        raise ValueError(f"model YAML key {LAYER_SCALE_KEY}: {e}") from None
-    return layer_scale
+class _YamlOptions(NamedTuple):
+    """The model YAML's optional top-level keys of ours, validated."""
+
+    layer_scale: float = 0.0
+    region_means: bool = False
+
+    @classmethod
+    def of(cls, d: dict) -> _YamlOptions:
+        """Read them from the model dict ``d``, defaults where absent.
+
+        Raises:
+            ValueError: Naming the key, what it holds and what it accepts.
+        """
+        layer_scale, region_means = d.get(LAYER_SCALE_KEY, 0.0), d.get(REGION_MEANS_KEY, False)
+        try:
+            check_layer_scale(layer_scale)
+        except ValueError as e:
+            raise ValueError(f"model YAML key {LAYER_SCALE_KEY}: {e}") from None
+        if not isinstance(region_means, bool):
+            raise ValueError(f"model YAML key {REGION_MEANS_KEY} must be true or false, got {region_means!r}")
+        return cls(layer_scale, region_means)
 
 
 class _Conversion(NamedTuple):
@@ -297,7 +313,7 @@ class _RowLabel(NamedTuple):
     note: str  # appended inside the printed args list
 
 
-def _convert_layer(model: nn.Sequential, conversion: _Conversion, layer_scale: float) -> _RowLabel:
+def _convert_layer(model: nn.Sequential, conversion: _Conversion, options: _YamlOptions) -> _RowLabel:
     """Replace the twin the stock parser built at ``conversion.index`` with our block, returning its row's label.
 
     Raises:
@@ -308,14 +324,15 @@ def _convert_layer(model: nn.Sequential, conversion: _Conversion, layer_scale: f
     start = f"{i:>3}{stock.f!s:>20}"
     stock_cell = f"{stock.np:10.0f}  {stock.type:<45}"  # read first: conversion may happen in place
     try:
-        layer = spec.convert_layer(stock, n_win=conversion.n_win, topk=conversion.topk, layer_scale=layer_scale)
+        layer = spec.convert_layer(stock, n_win=conversion.n_win, topk=conversion.topk, options=options)
     except (ValueError, TypeError) as e:
         raise ValueError(f"model YAML layer {i} ({spec.name}): {e}") from e
     layer.i, layer.f, layer.type = stock.i, stock.f, f"ultralytics_biformer.{spec.name}"
     layer.np = sum(p.numel() for p in layer.parameters())
     model[i] = layer
     our_cell = f"{layer.np:10.0f}  {layer.type:<45}"
-    return _RowLabel(start, stock_cell, our_cell, f"n_win={conversion.n_win}, topk={conversion.topk}")
+    note = f"n_win={conversion.n_win}, topk={conversion.topk}" + (", region_means" if options.region_means else "")
+    return _RowLabel(start, stock_cell, our_cell, note)
 
 
 @contextlib.contextmanager
@@ -366,13 +383,13 @@ def _parse_model(d, ch, *args, **kwargs):
     if not _active or not any(_spec_of(row) for row in [*d["backbone"], *d["head"]]):
         return parse(d, ch, *args, **kwargs)
 
-    layer_scale = _layer_scale(d)
+    options = _YamlOptions.of(d)
     rows, conversions, bad_row = _translate_rows(d)
     labels = []  # filled as layers are converted: a failed build relabels only the rows of blocks it made
     with _held_log_records(LOGGER, lambda message: _relabel(message, labels)):
         model, save = parse(_with_rows(d, rows), ch, *args, **kwargs)
         for conversion in conversions:
-            labels.append(_convert_layer(model, conversion, layer_scale))
+            labels.append(_convert_layer(model, conversion, options))
         if bad_row is not None:  # raised once the rows before it are built and logged
             raise bad_row
     if warning := _misread_head(model):

@@ -39,6 +39,8 @@ class BiLevelRoutingAttention(Attention):
         attn_ratio (float): Key width relative to the head width (YOLO11 uses 0.5, so dk = dv / 2).
         n_win (int): Regions per axis (the paper's S); a map smaller than that uses fewer, see ``region_grid``.
         topk (int): Key regions each query region attends to.
+        region_means (bool): Every query also attends to the mean key and value of every region (see
+            :func:`~ultralytics_biformer.functional.bilevel_routing_attention`).
 
     Attributes:
         qkv (Conv): 1x1 projection to per-head ``[q, k, v]`` channel blocks.
@@ -51,27 +53,40 @@ class BiLevelRoutingAttention(Attention):
         torch.Size([1, 128, 20, 20])
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5, *, n_win: int = 7, topk: int = 4):
+    region_means = False  # the default of modules pickled before the option existed, which lack the attribute
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        attn_ratio: float = 0.5,
+        *,
+        n_win: int = 7,
+        topk: int = 4,
+        region_means: bool = False,
+    ):
         _check_heads(dim, num_heads, attn_ratio)
-        check_routing_args(n_win, topk)  # here, once: forward passes take them as checked
+        check_routing_args(n_win, topk, region_means)  # here, once: forward passes take them as checked
         super().__init__(dim, num_heads=num_heads, attn_ratio=attn_ratio)
-        self.n_win, self.topk = n_win, topk
+        self.n_win, self.topk, self.region_means = n_win, topk, region_means
 
     @classmethod
-    def from_attention(cls, attn: Attention, *, n_win: int, topk: int) -> BiLevelRoutingAttention:
+    def from_attention(
+        cls, attn: Attention, *, n_win: int, topk: int, region_means: bool = False
+    ) -> BiLevelRoutingAttention:
         """Turn a stock ``Attention`` into routing attention in place, keeping its parameters and their names."""
-        check_routing_args(n_win, topk)
-        return cls._from_attention(attn, n_win, topk)
+        check_routing_args(n_win, topk, region_means)
+        return cls._from_attention(attn, n_win, topk, region_means)
 
     @classmethod
-    def _from_attention(cls, attn: Attention, n_win: int, topk: int) -> BiLevelRoutingAttention:
-        """:meth:`from_attention` for ``n_win`` and ``topk`` its caller has checked."""
+    def _from_attention(cls, attn: Attention, n_win: int, topk: int, region_means: bool) -> BiLevelRoutingAttention:
+        """:meth:`from_attention` for arguments its caller has checked."""
         if type(attn) is not Attention:
             raise TypeError(f"expected an ultralytics Attention, got {type(attn).__name__}")
         # Every check comes before the class changes, so a refused call leaves ``attn`` stock and working.
         _check_heads(attn.proj.conv.out_channels, attn.num_heads)  # stock Attention would fail only at run time
         attn.__class__ = cls  # adds no parameters or buffers, so the module is complete as it stands
-        attn.n_win, attn.topk = n_win, topk
+        attn.n_win, attn.topk, attn.region_means = n_win, topk, region_means
         return attn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +97,9 @@ class BiLevelRoutingAttention(Attention):
         # Ultralytics' exporter sets ``format = "coreml"`` on every Attention, ours included, and its own Attention then
         # switches to scaled_dot_product_attention, which CoreML maps to its fused op: so do we. Same result either way.
         fused = True if getattr(self, "format", None) == "coreml" else None  # no `format` before ultralytics 8.4.x
-        out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale, fused)
+        out = routing_attention_heads(q, k, v, self.n_win, self.topk, self.scale, fused, self.region_means)
         return self.proj(out + self.pe(v.reshape(B, C, H, W)))
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, n_win={self.n_win}, topk={self.topk}"
+        means = ", region_means=True" if self.region_means else ""
+        return f"num_heads={self.num_heads}, n_win={self.n_win}, topk={self.topk}{means}"

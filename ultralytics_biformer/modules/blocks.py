@@ -47,6 +47,7 @@ class BRA(nn.Module):
             divisor of ``c`` for widths it does not divide.
         mlp_ratio (float): MLP hidden width relative to ``c``; ``int(c * mlp_ratio)`` must be at least 1.
         layer_scale (float): Initial gain of each residual branch; 0 (default) makes a new block the identity.
+        region_means (bool): The attention also attends to every region's mean key and value.
 
     Examples:
         >>> block = BRA(64, n_win=8, topk=4)
@@ -62,6 +63,7 @@ class BRA(nn.Module):
         num_heads: int | None = None,
         mlp_ratio: float = 2.0,
         layer_scale: float = 0.0,
+        region_means: bool = False,
     ):
         super().__init__()
         check_layer_scale(layer_scale)
@@ -71,7 +73,9 @@ class BRA(nn.Module):
         if hidden < 1:
             raise ValueError(f"mlp_ratio must give an MLP at least 1 channel wide: int({c} * {mlp_ratio!r}) < 1")
         self.pos = Conv(c, c, 3, g=c, act=False)
-        self.attn = BiLevelRoutingAttention(c, num_heads=num_heads, attn_ratio=0.5, n_win=n_win, topk=topk)
+        self.attn = BiLevelRoutingAttention(
+            c, num_heads=num_heads, attn_ratio=0.5, n_win=n_win, topk=topk, region_means=region_means
+        )
         self.mlp = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
         for branch_end in (self.pos, self.attn.proj, self.mlp[-1]):
             nn.init.constant_(branch_end.bn.weight, layer_scale)
@@ -96,6 +100,7 @@ class C2PSA_BRA(C2PSA):
         e (float): Hidden-channel ratio.
         n_win (int): Regions per axis for the attention.
         topk (int): Key regions each query region attends to.
+        region_means (bool): The attention also attends to every region's mean key and value.
 
     Examples:
         >>> m = C2PSA_BRA(256, 256, n=1, n_win=5, topk=4)
@@ -103,28 +108,30 @@ class C2PSA_BRA(C2PSA):
         torch.Size([1, 256, 20, 20])
     """
 
-    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, n_win: int = 7, topk: int = 4):
+    def __init__(
+        self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, n_win: int = 7, topk: int = 4, region_means: bool = False
+    ):
         if c1 != c2:
             raise ValueError(f"C2PSA_BRA preserves channels: c1={c1} and c2={c2} must be equal")
-        check_routing_args(n_win, topk)  # here, not per block: with n=0 there is no block to check them
+        check_routing_args(n_win, topk, region_means)  # here, not per block: with n=0 there is no block to check them
         super().__init__(c1, c2, n, e)
-        self._route_attention(n_win, topk)
+        self._route_attention(n_win, topk, region_means)
 
-    def _route_attention(self, n_win: int, topk: int) -> None:
-        """Turn every PSABlock's attention into routing attention, ``n_win`` and ``topk`` already checked."""
+    def _route_attention(self, n_win: int, topk: int, region_means: bool) -> None:
+        """Turn every PSABlock's attention into routing attention, the arguments already checked."""
         for block in self.m:
-            BiLevelRoutingAttention._from_attention(block.attn, n_win, topk)
+            BiLevelRoutingAttention._from_attention(block.attn, n_win, topk, region_means)
 
     @classmethod
-    def from_stock(cls, module: C2PSA, *, n_win: int, topk: int) -> C2PSA_BRA:
+    def from_stock(cls, module: C2PSA, *, n_win: int, topk: int, region_means: bool = False) -> C2PSA_BRA:
         """Turn a built stock ``C2PSA`` into ``C2PSA_BRA`` in place; its parameters are kept as they are."""
         if type(module) is not C2PSA or not all(type(b) is PSABlock for b in module.m):
             raise TypeError(f"expected a stock C2PSA of PSABlocks, got {type(module).__name__}")
-        check_routing_args(n_win, topk)
+        check_routing_args(n_win, topk, region_means)
         for block in module.m:  # every check before the class changes: a refused call leaves the module stock
             _check_heads(block.attn.proj.conv.out_channels, block.attn.num_heads)
         module.__class__ = cls
-        module._route_attention(n_win, topk)
+        module._route_attention(n_win, topk, region_means)
         return module
 
 
@@ -149,6 +156,7 @@ class C3k2_BRA(C3k2):
         n_win (int): Regions per axis for the BRA refinement.
         topk (int): Key regions each query region attends to.
         layer_scale (float): Initial gain of the BRA block's residual branches (see :class:`BRA`).
+        region_means (bool): The BRA block's attention also attends to every region's mean key and value.
 
     Examples:
         >>> m = C3k2_BRA(128, 64, n=1, n_win=8, topk=4)
@@ -170,16 +178,21 @@ class C3k2_BRA(C3k2):
         n_win: int = 7,
         topk: int = 4,
         layer_scale: float = 0.0,
+        region_means: bool = False,
     ):
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale)  # its attention checks n_win, topk
+        # its attention checks the routing arguments
+        self.bra = BRA(self.c, n_win=n_win, topk=topk, layer_scale=layer_scale, region_means=region_means)
 
     @classmethod
-    def from_stock(cls, module: C3k2, *, n_win: int, topk: int, layer_scale: float = 0.0) -> C3k2_BRA:
+    def from_stock(
+        cls, module: C3k2, *, n_win: int, topk: int, layer_scale: float = 0.0, region_means: bool = False
+    ) -> C3k2_BRA:
         """Turn a built stock ``C3k2`` into ``C3k2_BRA`` in place, adding the BRA refinement."""
         if type(module) is not C3k2:
             raise TypeError(f"expected a stock C3k2, got {type(module).__name__}")
-        bra = BRA(module.c, n_win=n_win, topk=topk, layer_scale=layer_scale)  # raises before the module changes
+        # raises before the module changes
+        bra = BRA(module.c, n_win=n_win, topk=topk, layer_scale=layer_scale, region_means=region_means)
         like = next(module.parameters())
         module.__class__ = cls
         module.bra = bra.to(device=like.device, dtype=like.dtype).train(module.training)
