@@ -497,22 +497,36 @@ def test_export_path_equals_eager_path(n_win, topk, region_means, fused):
         torch.testing.assert_close(export, eager, rtol=1e-12, atol=1e-12, msg=f"{h}x{w} n_win={n_win} topk={topk}")
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["explicit", "fused"])
+def test_region_means_of_fp16_inputs_do_not_overflow(fused):
+    """A region of 144 tokens near 600 sums to ~86000, past fp16's 65504, though its mean is 600."""
+    g = torch.Generator().manual_seed(0)
+    q = 0.01 * torch.randn(1, 1, 8, 24, 24, generator=g, dtype=torch.float64)
+    k, v = (600 + torch.randn(1, 1, 8, 24, 24, generator=g, dtype=torch.float64) for _ in range(2))
+    ref = Fn.routing_attention_heads(q, k, v, 2, 1, None, fused, True)
+    out = Fn.routing_attention_heads(q.half(), k.half(), v.half(), 2, 1, None, fused, True)
+    assert out.isfinite().all()
+    assert (out.double() - ref).abs().max() < 600 * 4 * torch.finfo(torch.float16).eps
+
+
+@pytest.mark.parametrize("region_means", [False, True], ids=["", "region-means"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("fused", [False, True], ids=["explicit", "fused"])
-def test_low_precision_operator(dtype, fused):
+def test_low_precision_operator(dtype, fused, region_means):
     """Both attention paths, in fp16 and bf16: finite forward and backward on inputs whose scores pass fp16's range,
     and within a few units of the dtype's rounding of float64 on ordinary inputs."""
     g = torch.Generator().manual_seed(0)
     q, k = (torch.randn(2, 2, 16, 12, 12, generator=g) for _ in range(2))
     v = torch.randn(2, 2, 32, 12, 12, generator=g)
+    args = (4, 3, None, fused, region_means)
 
     loud = [(t * LARGE).to(dtype).requires_grad_() for t in (q, k)] + [v.to(dtype).requires_grad_()]
-    out = Fn.routing_attention_heads(*loud, 4, 3, None, fused)
+    out = Fn.routing_attention_heads(*loud, *args)
     out.float().sum().backward()
     assert out.dtype == dtype and out.isfinite().all()
     assert all(t.grad.isfinite().all() for t in loud)
 
-    ref = Fn.routing_attention_heads(q.double(), k.double(), v.double(), 4, 3, None, fused)
-    out = Fn.routing_attention_heads(q.to(dtype), k.to(dtype), v.to(dtype), 4, 3, None, fused)
+    ref = Fn.routing_attention_heads(q.double(), k.double(), v.double(), *args)
+    out = Fn.routing_attention_heads(q.to(dtype), k.to(dtype), v.to(dtype), *args)
     error = (out.double() - ref).abs().mean() / ref.abs().mean()
     assert error < 10 * torch.finfo(dtype).eps, f"mean relative error {error:.3g}"

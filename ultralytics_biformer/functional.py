@@ -593,8 +593,10 @@ def routing_attention_heads(
 
 
 def _region_means(k, v, grid: RegionGrid, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(B, heads, regions, d)`` mean keys and values over each region's real tokens, for ``region_means``."""
-    return _region_mean(k, grid, mask), _region_mean(v, grid, mask)
+    """The ``(B, heads, regions, d)`` mean keys and values over each region's real tokens, for ``region_means``.
+
+    Summed in float32 at least: an fp16 sum of a region's tokens overflows long before their mean could."""
+    return tuple(_region_mean(t, grid, mask, torch.promote_types(t.dtype, torch.float32)).to(t.dtype) for t in (k, v))
 
 
 def _explicit_level_two(q, k, v, routes, mask, lead, grid: RegionGrid, scale, region_means) -> torch.Tensor:
