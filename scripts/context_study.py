@@ -9,6 +9,8 @@ Reads every ``<root>/context-d<distance>/records/*-seed*.json`` and writes, into
   the records hold is a variant of part 4 of the study, decided in a family of its own, the variants at every distance
   they were run. Comparisons without a p-value yet (one seed) count as p = 1, so that an early look is not corrected
   over fewer comparisons than have runs. A verdict from fewer runs than the design's seeds is marked interim.
+  Verdicts use the design's seeds only; where a model has runs of later seeds, a further row (family ``beyond the
+  design``) gives its paired difference over every seed, exploratory: no Holm correction, no verdict word.
 - ``runs.csv``: every run's final mAP50-95 and mAP50 and the epoch at which it learned the class (see
   :func:`learned_epoch`), or none.
 - ``curve.png``: mAP50-95 against distance per model (mean over seeds, 95% interval bars), and the paired difference
@@ -34,6 +36,7 @@ BASELINE = "yolo11n.yaml"
 DEFAULT = "yolo11n-biformer.yaml"
 STUDY_MODELS = (BASELINE, DEFAULT, "yolo12n.yaml")  # the design's; any other model is a part 4 variant
 PLANNED_SEEDS = 3  # the design's seeds 0, 1 and 2 (context.md, "Design, fixed before the runs")
+BEYOND = "beyond the design"  # the family of rows over every seed, where later seeds were added: exploratory
 # Every object of the benchmark is a token of one of two classes whose box is easy to find, so a detector that finds
 # every token but guesses its class scores about 0.5 mAP50 (half its detections of each class are the other class's,
 # at the same confidence) and one that knows the class about 1.0. Halfway between the two counts as learned.
@@ -90,21 +93,26 @@ def _interval(values: list[float]) -> tuple[float | None, float | None]:
 
 def summarise(study: dict) -> tuple[list[dict], list[dict]]:
     """The rows of curve.csv and runs.csv."""
-    curve, runs = [], []
+    curve, runs, beyond = [], [], []
     for distance, models in sorted(study.items()):
-        baseline = {s: r.value("map") for s, r in models.get(BASELINE, {}).items()}
+        baseline_all = {s: r.value("map") for s, r in models.get(BASELINE, {}).items()}
+        baseline = _design_seeds(baseline_all)
         for model, records in sorted(models.items(), key=lambda item: (item[0] != BASELINE, item[0])):
-            maps = {s: r.value("map") for s, r in records.items()}
-            mean, half = _interval([v for v in maps.values() if usable(v)])
-            row = {"distance": distance, "model": model, "seeds": " ".join(map(str, sorted(maps))), "map": mean}
-            row["map_ci95"] = half
-            if model != BASELINE:
-                row["diff"] = paired_difference(baseline, maps)
-                row["family"] = "study" if model in STUDY_MODELS else "part 4"
-            if model not in STUDY_MODELS:
-                default = {s: r.value("map") for s, r in models.get(DEFAULT, {}).items()}
-                row["diff_default"] = paired_difference(default, maps)
-            curve.append(row)
+            maps_all = {s: r.value("map") for s, r in records.items()}
+            maps = _design_seeds(maps_all)
+            if maps:
+                row = _map_row(distance, model, maps)
+                if model != BASELINE:
+                    row["diff"] = paired_difference(baseline, maps)
+                    row["family"] = "study" if model in STUDY_MODELS else "part 4"
+                if model not in STUDY_MODELS:
+                    default = _design_seeds({s: r.value("map") for s, r in models.get(DEFAULT, {}).items()})
+                    row["diff_default"] = paired_difference(default, maps)
+                curve.append(row)
+            if model != BASELINE and maps_all.keys() - maps.keys():
+                row = _map_row(distance, model, maps_all)
+                row.update(diff=paired_difference(baseline_all, maps_all), family=BEYOND, verdict="exploratory")
+                beyond.append(row | {"p_holm": None})
             for seed, record in sorted(records.items()):
                 map50 = record.curves.get("metrics/mAP50(B)", [])
                 runs.append(
@@ -127,7 +135,24 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
             if p_holm is not None and seeds < PLANNED_SEEDS:
                 verdict = f"interim, {seeds} of {PLANNED_SEEDS} seeds: {verdict}"
             row["verdict"], row["p_holm"] = verdict if name == "study" else f"{name}: {verdict}", p_holm
-    return curve, runs
+    return curve + beyond, runs
+
+
+def _design_seeds(values: dict[int, float | None]) -> dict[int, float | None]:
+    """The values of the design's seeds only, those its verdicts were fixed for."""
+    return {s: v for s, v in values.items() if s < PLANNED_SEEDS}
+
+
+def _map_row(distance: int, model: str, maps: dict[int, float | None]) -> dict:
+    """A curve row's first columns: the seeds, and the mean mAP50-95 with its 95% half-width."""
+    mean, half = _interval([v for v in maps.values() if usable(v)])
+    return {
+        "distance": distance,
+        "model": model,
+        "seeds": " ".join(map(str, sorted(maps))),
+        "map": mean,
+        "map_ci95": half,
+    }
 
 
 def _f(value, digits: int = 4, signed: bool = False) -> str:
@@ -174,19 +199,32 @@ def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
         writer = csv.DictWriter(f, list(runs[0]) if runs else ["distance"])
         writer.writeheader()
         writer.writerows(runs)
-    _figure(curve, root / "curve.png")
+    design = [row for row in curve if row.get("family") != BEYOND]  # the figure and the verdict table
+    _figure(design, root / "curve.png")
     lines = [
         "| distance | model | seeds | mAP50-95 | minus stock [95% interval] | p | Holm | verdict |",
         "|---:|---|---|---:|---|---:|---:|---|",
     ]
-    for row in curve:
+    for row in design:
         d = row.get("diff")
         paired = _paired(d)
         lines.append(
             f"| {row['distance']} | `{row['model']}` | {row['seeds']} | {_f(row['map'])} | {paired} | "
             f"{_f(d.p_value, 3) if d else ''} | {_f(row.get('p_holm'), 3) if d else ''} | {row.get('verdict', '')} |"
         )
-    variants = [row for row in curve if "diff_default" in row]
+    beyond = [row for row in curve if row.get("family") == BEYOND]
+    if beyond:
+        lines += [
+            "",
+            "| distance | model | seeds, beyond the design | minus stock [95% interval] | p |",
+            "|---:|---|---|---|---:|",
+        ]
+        for row in beyond:
+            d = row["diff"]
+            lines.append(
+                f"| {row['distance']} | `{row['model']}` | {row['seeds']} | {_paired(d)} | {_f(d.p_value, 3)} |"
+            )
+    variants = [row for row in design if "diff_default" in row]
     if variants:
         lines += [
             "",

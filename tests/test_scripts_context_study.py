@@ -96,3 +96,28 @@ def test_part_4_variants_are_decided_apart_from_the_study_and_against_the_defaul
     assert "diff_default" not in rows[40, "yolo11n-biformer.yaml"]
     lines = study.write(curve, [], tmp_path)
     assert any(line.startswith("| 40 | `v.yaml` | 0 1 2 | +0.1000 [") for line in lines)
+
+
+def test_later_seeds_leave_the_verdicts_to_the_design_s_seeds_and_are_reported_apart(study, tmp_path):
+    # Seeds 0-2 are all the design's verdicts may see: there yolo12n is behind in each (p 0.0202). Seeds 3 and 4,
+    # added later, are far ahead; they may move only the exploratory row over every seed.
+    _records(tmp_path, 40, {"yolo11n.yaml": [0.5] * 5, "yolo12n.yaml": [0.45, 0.47, 0.46, 0.9, 0.9]})
+    _records(tmp_path, 8, {"yolo11n.yaml": [0.5] * 3, "yolo11n-biformer.yaml": [0.52, 0.47, 0.50]})
+    curve, runs = study.summarise(study.load(tmp_path))
+    design = {(r["distance"], r["model"]): r for r in curve if r.get("family") != study.BEYOND}
+    beyond = [r for r in curve if r.get("family") == study.BEYOND]
+    far = design[40, "yolo12n.yaml"]
+    assert far["seeds"] == "0 1 2" and design[40, "yolo11n.yaml"]["seeds"] == "0 1 2"
+    assert far["diff"].mean == pytest.approx(-0.04)
+    assert far["p_holm"] == pytest.approx(2 * far["diff"].p_value)  # the family is still the design's two
+    assert far["verdict"] == "worse"
+    assert [(r["distance"], r["model"], r["seeds"]) for r in beyond] == [(40, "yolo12n.yaml", "0 1 2 3 4")]
+    assert beyond[0]["diff"].mean == pytest.approx((-0.05 - 0.03 - 0.04 + 0.4 + 0.4) / 5)
+    assert beyond[0]["p_holm"] is None and beyond[0]["verdict"] == "exploratory"
+    assert len(runs) == 16  # every run is listed, later seeds too
+    lines = study.write(curve, runs, tmp_path)
+    verdict_table = lines[: lines.index("")]
+    assert not any("0 1 2 3 4" in line for line in verdict_table)
+    assert any(line.startswith("| 40 | `yolo12n.yaml` | 0 1 2 3 4 | +0.1360 [") for line in lines)
+    with open(tmp_path / "curve.csv") as f:
+        assert [r["family"] for r in csv.DictReader(f)].count(study.BEYOND) == 1
