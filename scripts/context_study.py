@@ -111,8 +111,8 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                 curve.append(row)
             if model != BASELINE and maps_all.keys() - maps.keys():
                 row = _map_row(distance, model, maps_all)
-                row.update(diff=paired_difference(baseline_all, maps_all), family=BEYOND, verdict="exploratory")
-                beyond.append(row | {"p_holm": None})
+                diff = paired_difference(baseline_all, maps_all)
+                beyond.append(row | {"diff": diff, "family": BEYOND, "verdict": "exploratory", "p_holm": None})
             for seed, record in sorted(records.items()):
                 map50 = record.curves.get("metrics/mAP50(B)", [])
                 runs.append(
