@@ -11,8 +11,9 @@ Reads every ``<root>/context-d<distance>/records/*-seed*.json`` and writes, into
   over fewer comparisons than have runs. A verdict from fewer runs than the design's seeds is marked interim.
   Verdicts use the design's seeds only; where a model has runs of later seeds, a further row (family ``beyond the
   design``) gives its paired difference over every seed, exploratory: no Holm correction, no verdict word.
-- ``runs.csv``: every run's final mAP50-95 and mAP50 and the epoch at which it learned the class (see
-  :func:`learned_epoch`), or none.
+- ``runs.csv``: every run's final mAP50-95 and mAP50, the epoch at which it learned the class (see
+  :func:`learned_epoch`), or none, and how much its validation mAP50-95 still rose over the last epochs (see
+  :func:`late_gain`).
 - ``curve.png``: mAP50-95 against distance per model (mean over seeds, 95% interval bars), and the paired difference
   from stock against distance.
 
@@ -41,6 +42,17 @@ BEYOND = "beyond the design"  # the family of rows over every seed, where later 
 # every token but guesses its class scores about 0.5 mAP50 (half its detections of each class are the other class's,
 # at the same confidence) and one that knows the class about 1.0. Halfway between the two counts as learned.
 LEARNED_MAP50 = 0.75
+LATE_EPOCHS = 5  # whether a run's validation curve has flattened: what it still gained over its last epochs
+
+
+def late_gain(curve: list[float], epochs: int = LATE_EPOCHS) -> float | None:
+    """How much the validation metric rose over the run's last ``epochs`` epochs; None for a shorter curve.
+
+    Examples:
+        >>> round(late_gain([0.1, 0.5, 0.6, 0.62, 0.63, 0.64, 0.66]), 4)
+        0.16
+    """
+    return curve[-1] - curve[-1 - epochs] if len(curve) > epochs else None
 
 
 def learned_epoch(map50: list[float], threshold: float = LEARNED_MAP50) -> int | None:
@@ -125,6 +137,7 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                         "epochs": len(map50),
                         "learned_epoch": learned_epoch(map50),
                         "resumed_from_epoch": record.resumed_from_epoch,
+                        "gain_last_epochs": late_gain(record.curves.get("metrics/mAP50-95(B)", [])),
                     }
                 )
     for name in ("study", "part 4"):
@@ -238,13 +251,17 @@ def write(curve: list[dict], runs: list[dict], root: Path) -> list[str]:
             )
     lines += [
         "",
-        "| distance | model | seed | mAP50-95 | mAP50 | epochs | learned at epoch | resumed after |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        (
+            "| distance | model | seed | mAP50-95 | mAP50 | epochs | learned at epoch | resumed after | "
+            f"gain in the last {LATE_EPOCHS} epochs |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         lines.append(
             f"| {run['distance']} | `{run['model']}` | {run['seed']} | {_f(run['map'])} | {_f(run['map50'])} | "
-            f"{run['epochs']} | {run['learned_epoch'] or 'never'} | {run['resumed_from_epoch'] or ''} |"
+            f"{run['epochs']} | {run['learned_epoch'] or 'never'} | {run['resumed_from_epoch'] or ''} | "
+            f"{_f(run['gain_last_epochs'], signed=True)} |"
         )
     return lines
 

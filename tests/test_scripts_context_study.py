@@ -24,6 +24,12 @@ def test_learned_epoch_is_where_map50_stays_above_halfway(study):
     assert study.LEARNED_MAP50 == 0.75  # halfway between guessing (0.5) and knowing (1.0) the class
 
 
+def test_late_gain_is_what_the_curve_still_rose_over_its_last_epochs(study):
+    assert study.late_gain([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5], epochs=5) == pytest.approx(0.5 - 0.2)
+    assert study.late_gain([0.9, 0.8, 0.7], epochs=2) == pytest.approx(-0.2)  # a falling curve is a loss
+    assert study.late_gain([0.1, 0.2], epochs=2) is None  # too short to tell
+
+
 def _records(root: Path, distance: int, maps: dict[str, list[float]], map50=None):
     folder = root / f"context-d{distance}" / "records"
     folder.mkdir(parents=True)
