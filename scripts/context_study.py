@@ -107,10 +107,10 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
     """The rows of curve.csv and runs.csv."""
     curve, runs, beyond = [], [], []
     for distance, models in sorted(study.items()):
-        baseline_all = {s: r.value("map") for s, r in models.get(BASELINE, {}).items()}
+        baseline_all = _final_maps(models.get(BASELINE, {}))
         baseline = _design_seeds(baseline_all)
         for model, records in sorted(models.items(), key=lambda item: (item[0] != BASELINE, item[0])):
-            maps_all = {s: r.value("map") for s, r in records.items()}
+            maps_all = _final_maps(records)
             maps = _design_seeds(maps_all)
             if maps:
                 row = _map_row(distance, model, maps)
@@ -118,7 +118,7 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                     row["diff"] = paired_difference(baseline, maps)
                     row["family"] = "study" if model in STUDY_MODELS else "part 4"
                 if model not in STUDY_MODELS:
-                    default = _design_seeds({s: r.value("map") for s, r in models.get(DEFAULT, {}).items()})
+                    default = _design_seeds(_final_maps(models.get(DEFAULT, {})))
                     row["diff_default"] = paired_difference(default, maps)
                 curve.append(row)
             if model != BASELINE and maps_all.keys() - maps.keys():
@@ -149,6 +149,11 @@ def summarise(study: dict) -> tuple[list[dict], list[dict]]:
                 verdict = f"interim, {seeds} of {PLANNED_SEEDS} seeds: {verdict}"
             row["verdict"], row["p_holm"] = verdict if name == "study" else f"{name}: {verdict}", p_holm
     return curve + beyond, runs
+
+
+def _final_maps(records: dict[int, TrainRecord]) -> dict[int, float | None]:
+    """Each seed's final validation mAP50-95, the verdict metric."""
+    return {s: r.value("map") for s, r in records.items()}
 
 
 def _design_seeds(values: dict[int, float | None]) -> dict[int, float | None]:
